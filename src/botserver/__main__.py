@@ -1,0 +1,3 @@
+from botserver.cli import main
+
+main()

@@ -1,0 +1,9 @@
+"""HTTP and WebSocket routes: parse, authorise, call a service, answer."""
+
+from fastapi import APIRouter
+
+from botserver.api import auth, health
+
+router = APIRouter()
+router.include_router(health.router)
+router.include_router(auth.router)

@@ -1,0 +1,106 @@
+"""All settings, read once from `BOTSERVER_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET = "insecure-development-secret"  # noqa: S105 - refused in production
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """A setting makes it unsafe or impossible to start."""
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOTSERVER_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    database_url: str = "sqlite+aiosqlite:///data/botserver.db"
+    bots_dir: Path = Path("bots")
+    redis_url: str | None = None
+    cors_origins: CommaList = Field(default_factory=lambda: ["*"])
+    secret_key: str = DEFAULT_SECRET
+    log_level: str = "INFO"
+    admin_password: str | None = None
+
+    # Request and frame limits.
+    max_body_bytes: int = 1024 * 1024
+    ws_max_frame_bytes: int = 64 * 1024
+
+    # Login sessions (see CLARIFICATIONS §1).
+    login_session_hours: float = 24.0
+    session_idle_minutes: float = 30.0
+    trusted_proxies: CommaList = Field(default_factory=list)
+
+    # Directory: the embedded provider unless an external issuer is named.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "botserver"
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_roles_claim: str = "roles"
+    oidc_admin_role: str = "admin"
+    scim_url: str | None = None
+    scim_token: str | None = None
+
+    # Rate limits in the `limits` notation.
+    rate_limit_public: str = "60/hour"
+    rate_limit_authenticated: str = "1000/hour"
+    rate_limit_admin: str = "5000/hour"
+    rate_limit_exempt: CommaList = Field(default_factory=lambda: ["/health"])
+
+    @field_validator("cors_origins", "trusted_proxies", "rate_limit_exempt", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def embedded_directory(self) -> bool:
+        return not self.oidc_issuer
+
+    @property
+    def cors_wildcard(self) -> bool:
+        return "*" in self.cors_origins
+
+    def check(self) -> None:
+        """Refuse settings that are unsafe in production, with a one-line reason."""
+        if not self.is_production:
+            return
+        if not self.secret_key or self.secret_key == DEFAULT_SECRET:
+            raise ConfigError(
+                "BOTSERVER_SECRET_KEY must be set to a private random value in production."
+            )
+        if len(self.secret_key) < 32:
+            raise ConfigError("BOTSERVER_SECRET_KEY must be at least 32 characters in production.")
+        if not self.cors_origins or self.cors_wildcard:
+            raise ConfigError(
+                "BOTSERVER_CORS_ORIGINS must list the allowed origins in production, not '*'."
+            )

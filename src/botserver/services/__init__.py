@@ -1,0 +1,1 @@
+"""Business rules. Each service is usable without HTTP."""

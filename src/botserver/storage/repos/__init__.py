@@ -1,0 +1,1 @@
+"""One repository per aggregate. Only this package writes SQL."""

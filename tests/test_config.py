@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from botserver.config import ConfigError, Settings
+
+
+def test_list_settings_take_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOTSERVER_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("BOTSERVER_TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.trusted_proxies == ["127.0.0.1", "10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"cors_origins": "https://a.example"}, "BOTSERVER_SECRET_KEY"),
+        ({"secret_key": "", "cors_origins": "https://a.example"}, "BOTSERVER_SECRET_KEY"),
+        ({"secret_key": "x" * 40, "cors_origins": "*"}, "BOTSERVER_CORS_ORIGINS"),
+        ({"secret_key": "x" * 40, "cors_origins": ""}, "BOTSERVER_CORS_ORIGINS"),
+    ],
+)
+def test_production_refuses_unsafe_settings(values: dict, fragment: str) -> None:
+    settings = Settings(_env_file=None, env="production", **values)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=fragment):
+        settings.check()
+
+
+def test_production_accepts_safe_settings() -> None:
+    Settings(  # type: ignore[call-arg]
+        _env_file=None, env="production", secret_key="x" * 40, cors_origins="https://a.example"
+    ).check()
+
+
+def test_serve_refuses_to_start_in_production_with_the_default_secret(tmp_path) -> None:
+    env = {
+        "BOTSERVER_ENV": "production",
+        "BOTSERVER_CORS_ORIGINS": "https://a.example",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "botserver", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "botserver: BOTSERVER_SECRET_KEY must be set to a private random value in production."
+    ]
