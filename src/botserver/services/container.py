@@ -7,6 +7,7 @@ from time import monotonic
 
 from botserver.clock import Clock
 from botserver.config import Settings
+from botserver.metrics import Metrics
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.users import UserService
 from botserver.storage.db import Database
@@ -19,6 +20,7 @@ class Services:
     db: Database
     login_sessions: LoginSessionService
     users: UserService
+    metrics: Metrics = field(default_factory=Metrics)
     started_monotonic: float = field(default_factory=monotonic)
 
     @classmethod
