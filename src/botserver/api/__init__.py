@@ -2,8 +2,11 @@
 
 from fastapi import APIRouter
 
-from botserver.api import auth, health
+from botserver.api import auth, bots, health, sessions, ws
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
+router.include_router(bots.router)
+router.include_router(sessions.router)
+router.include_router(ws.router)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import monotonic
 
+from botserver.bus import Bus
+from botserver.bus.memory import MemoryBus
 from botserver.clock import Clock
 from botserver.config import Settings
+from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
+from botserver.services.bots import BotService
+from botserver.services.conversations import ConversationService
+from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.users import UserService
 from botserver.storage.db import Database
@@ -18,22 +24,48 @@ class Services:
     settings: Settings
     clock: Clock
     db: Database
+    bus: Bus
     login_sessions: LoginSessionService
     users: UserService
-    metrics: Metrics = field(default_factory=Metrics)
+    bots: BotService
+    conversations: ConversationService
+    metrics: Metrics
     started_monotonic: float = field(default_factory=monotonic)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
         clock = clock or Clock()
         db = Database(settings.database_url)
+        metrics = Metrics()
+        bus = MemoryBus()
+        bots = BotService(db, clock, settings.bots_dir)
+        conversations = ConversationService(
+            db,
+            clock,
+            bus,
+            LocalSessionLocks(),
+            bots,
+            DialogRuntime(db, clock),
+            metrics,
+            idle_minutes=settings.session_idle_minutes,
+        )
         return cls(
             settings=settings,
             clock=clock,
             db=db,
+            bus=bus,
             login_sessions=LoginSessionService(db, clock, settings),
             users=UserService(db, clock),
+            bots=bots,
+            conversations=conversations,
+            metrics=metrics,
         )
 
+    async def start(self) -> None:
+        await self.db.migrate()
+        await self.bus.start()
+        await self.bots.reload()
+
     async def close(self) -> None:
+        await self.bus.close()
         await self.db.dispose()
