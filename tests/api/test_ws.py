@@ -11,7 +11,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.api.wsclient import Socket, bot_messages
+from tests.api.wsclient import Socket
 from tests.conftest import Account, LiveServer, MakeAccount
 
 BOTS = Path(__file__).resolve().parent.parent / "bots"

@@ -122,7 +122,6 @@ class _Block:
 
 @dataclass
 class _IfBlock(_Block):
-    cond: ast.Expr | None = None
     branches: list[tuple[ast.Expr, list[ast.Stmt]]] = field(default_factory=list)
     else_body: list[ast.Stmt] | None = None
     closer = "END IF"
@@ -204,7 +203,8 @@ class _Builder:
             raise self.error(stmt.line, "Expected CASE after SELECT CASE")
         body.append(stmt)
 
-    def close(self, block: _Block, stmt: ast.Stmt) -> None:
+    def close(self, stmt: ast.Stmt) -> None:
+        """Pop the innermost block and add the finished statement to its parent."""
         self.stack.pop()
         self.add(stmt)
 
@@ -268,7 +268,7 @@ class _Builder:
         block = self.expect(_IfBlock, m.line, "END IF")
         assert isinstance(block, _IfBlock)
         branches = tuple((cond, tuple(body)) for cond, body in block.branches)
-        self.close(block, ast.If(block.line, branches, tuple(block.else_body or ())))
+        self.close(ast.If(block.line, branches, tuple(block.else_body or ())))
 
     # --- FOR / FOR EACH
     def _for_start(self, m: ForStart | ForEachStart) -> None:
@@ -288,7 +288,7 @@ class _Builder:
         else:
             assert isinstance(start, ForEachStart)
             stmt = ast.ForEach(block.line, start.var, start.iterable, body)
-        self.close(block, stmt)
+        self.close(stmt)
 
     # --- WHILE
     def _while_start(self, m: WhileStart) -> None:
@@ -298,7 +298,7 @@ class _Builder:
     def _wend(self, m: Wend) -> None:
         block = self.expect(_WhileBlock, m.line, "WEND")
         assert isinstance(block, _WhileBlock) and block.cond is not None
-        self.close(block, ast.While(block.line, block.cond, tuple(block.body)))
+        self.close(ast.While(block.line, block.cond, tuple(block.body)))
 
     # --- SELECT CASE
     def _select_start(self, m: SelectStart) -> None:
@@ -324,7 +324,7 @@ class _Builder:
         assert isinstance(block, _SelectBlock) and block.subject is not None
         cases = tuple((values, tuple(body)) for values, body in block.cases)
         stmt = ast.Select(block.line, block.subject, cases, tuple(block.else_body or ()))
-        self.close(block, stmt)
+        self.close(stmt)
 
     # --- SUB
     def _sub_start(self, m: SubStart) -> None:
