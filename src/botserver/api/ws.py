@@ -308,7 +308,8 @@ class Connection:
             for event in self.held.pop(session_id, []):
                 self._release(event)
         if not conversations.is_live(session):
-            await self.send({"type": "session_ended", "session_id": session_id, "reason": "ended"})
+            reason = "expired" if session.status in ("active", "expired") else "ended"
+            await self.send({"type": "session_ended", "session_id": session_id, "reason": reason})
 
 
 def _str(value: object) -> str | None:
