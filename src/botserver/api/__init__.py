@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from botserver.api import auth, health
+from botserver.api import auth, groups, health
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
+router.include_router(groups.router)
