@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from botserver.api import auth, groups, health
+from botserver.api import admin, auth, groups, health
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
 router.include_router(groups.router)
+router.include_router(admin.router)
