@@ -2,11 +2,14 @@
 
 from fastapi import APIRouter
 
-from botserver.api import admin, auth, batch, groups, health
+from botserver.api import admin, auth, batch, bots, groups, health, sessions, ws
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
+router.include_router(bots.router)
+router.include_router(sessions.router)
+router.include_router(ws.router)
 router.include_router(groups.router)
 router.include_router(admin.router)
 router.include_router(batch.router)

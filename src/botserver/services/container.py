@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import monotonic
 
+from botserver.bus import Bus
+from botserver.bus.memory import MemoryBus
 from botserver.clock import Clock
 from botserver.config import Settings
+from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
+from botserver.services.bots import BotService
+from botserver.services.conversations import ConversationService
 from botserver.services.groups import GroupService
+from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.ratelimit import RateLimiter
 from botserver.services.users import UserService
@@ -20,11 +26,14 @@ class Services:
     settings: Settings
     clock: Clock
     db: Database
+    bus: Bus
     login_sessions: LoginSessionService
     users: UserService
+    bots: BotService
+    conversations: ConversationService
     groups: GroupService
     rate_limiter: RateLimiter
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
     started_monotonic: float = field(default_factory=monotonic)
 
     @classmethod
@@ -32,17 +41,40 @@ class Services:
         clock = clock or Clock()
         db = Database(settings.database_url)
         metrics = Metrics()
+        bus = MemoryBus()
+        bots = BotService(db, clock, settings.bots_dir)
+        groups = GroupService(db, clock)
+        conversations = ConversationService(
+            db,
+            clock,
+            bus,
+            LocalSessionLocks(),
+            bots,
+            DialogRuntime(db, clock),
+            metrics,
+            idle_minutes=settings.session_idle_minutes,
+            group_names=groups.group_names_for,
+        )
         return cls(
             settings=settings,
             clock=clock,
             db=db,
+            bus=bus,
             login_sessions=LoginSessionService(db, clock, settings),
             users=UserService(db, clock),
-            groups=GroupService(db, clock),
+            bots=bots,
+            conversations=conversations,
+            groups=groups,
             rate_limiter=RateLimiter(settings, clock, metrics),
             metrics=metrics,
         )
 
+    async def start(self) -> None:
+        await self.db.migrate()
+        await self.bus.start()
+        await self.bots.reload()
+
     async def close(self) -> None:
+        await self.bus.close()
         await self.rate_limiter.close()
         await self.db.dispose()

@@ -88,12 +88,7 @@ async def system_status(services: Services) -> dict[str, Any]:
         return None
 
     async def bots() -> Check | None:
-        bot_service = getattr(services, "bots", None)
-        if bot_service is not None:
-            listed = await bot_service.list_all()
-        else:
-            async with services.db.unit() as uow:
-                listed = await uow.bots.all()
+        listed = await services.bots.list_all()
         offline = sorted(bot.name for bot in listed if bot.status != "online")
         details = {"total": len(listed), "offline": offline}
         if offline:
