@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,12 +17,15 @@ from botserver.services.monitoring import quantile, system_status
 from tests.conftest import Account, MakeAccount
 from tests.support.services import PostgresServer, RedisServer
 
+TEST_BOTS = Path(__file__).parent / "bots"
 ADMIN_ENDPOINTS = [
     ("GET", "/api/admin/system/status"),
     ("GET", "/api/admin/system/metrics"),
     ("GET", "/api/admin/users"),
     ("PUT", "/api/admin/users/user-x/role"),
     ("GET", "/api/admin/audit"),
+    ("GET", "/api/admin/bots"),
+    ("POST", "/api/admin/bots/reload"),
 ]
 
 
@@ -251,3 +256,63 @@ async def test_audit_log_filters(
     assert [e["kind"] for e in paged.json()["events"]] == ["role_changed"]
     bad = await client.get("/api/admin/audit?since=yesterday", headers=admin.headers)
     assert bad.status_code == 422
+
+
+class TestBots:
+    @pytest.fixture
+    def settings_overrides(self, tmp_path: Path) -> dict[str, Any]:
+        folder = tmp_path / "bots"
+        folder.mkdir()
+        for name in ("echo", "staff"):
+            shutil.copytree(TEST_BOTS / f"{name}.gbai", folder / f"{name}.gbai")
+        return {"bots_dir": folder}
+
+    async def test_list_and_reload(
+        self, client: httpx.AsyncClient, admin: Account, settings: Settings
+    ) -> None:
+        listed = (await client.get("/api/admin/bots", headers=admin.headers)).json()["bots"]
+        assert {(b["name"], b["status"]) for b in listed} == {
+            ("echo", "online"),
+            ("staff", "online"),
+        }
+        staff = next(b for b in listed if b["name"] == "staff")
+        assert (staff["public"], staff["groups"], staff["error"]) == (False, ["staff"], None)
+        assert "config" not in staff
+
+        shutil.copytree(TEST_BOTS / "broken.gbai", settings.bots_dir / "broken.gbai")
+        reloaded = await client.post("/api/admin/bots/reload", headers=admin.headers)
+        assert reloaded.status_code == 200
+        broken = next(b for b in reloaded.json()["bots"] if b["name"] == "broken")
+        assert broken["status"] == "offline"
+        assert broken["error"]
+
+        status = (await client.get("/api/admin/system/status", headers=admin.headers)).json()
+        assert status["status"] == "degraded"
+        assert status["checks"]["bots"]["status"] == "degraded"
+        assert status["checks"]["bots"]["offline"] == ["broken"]
+
+        audit = await client.get(
+            "/api/admin/audit", params={"kind": "bots_reloaded"}, headers=admin.headers
+        )
+        (event,) = audit.json()["events"]
+        assert event["details"] == {"online": ["echo", "staff"], "offline": ["broken"]}
+
+    async def test_group_membership_unlocks_restricted_bots(
+        self, client: httpx.AsyncClient, admin: Account, make_account: MakeAccount
+    ) -> None:
+        user = await make_account()
+
+        async def visible() -> set[str]:
+            response = await client.get("/api/bots", headers=user.headers)
+            return {bot["name"] for bot in response.json()["bots"]}
+
+        assert await visible() == {"echo"}
+        group = await client.post(
+            "/api/groups/create", json={"name": "staff"}, headers=admin.headers
+        )
+        await client.post(
+            f"/api/groups/{group.json()['id']}/members/add",
+            json={"user_id": user.user_id},
+            headers=admin.headers,
+        )
+        assert await visible() == {"echo", "staff"}

@@ -14,7 +14,7 @@ from botserver.clock import isoformat, utc
 from botserver.errors import error_responses
 from botserver.services import admin as admin_actions
 from botserver.services.monitoring import metrics_snapshot, prometheus_text, system_status
-from botserver.storage.models import User
+from botserver.storage.models import Bot, User
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], responses=error_responses(401, 403))
 
@@ -42,6 +42,21 @@ class RoleChange(BaseModel):
     role: Literal["user", "admin"]
 
 
+class BotOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    status: str
+    error: str | None
+    public: bool
+    groups: list[str]
+    loaded_at: str
+
+
+class BotList(BaseModel):
+    bots: list[BotOut]
+
+
 class AuditEventOut(BaseModel):
     id: int
     kind: str
@@ -66,6 +81,25 @@ def _user(user: User) -> UserOut:
         last_name=user.last_name,
         roles=list(user.roles or []),
         created_at=isoformat(user.created_at),
+    )
+
+
+def _bots(bots: list[Bot]) -> BotList:
+    # A package's config is left out: it may hold credentials (an LLM key, say).
+    return BotList(
+        bots=[
+            BotOut(
+                id=bot.id,
+                name=bot.name,
+                description=bot.description,
+                status=bot.status,
+                error=bot.error,
+                public=bot.public,
+                groups=list(bot.groups or []),
+                loaded_at=isoformat(bot.loaded_at),
+            )
+            for bot in bots
+        ]
     )
 
 
@@ -110,6 +144,18 @@ async def set_role(
     """Make `role` the user's only role; the last administrator keeps theirs."""
     user = await admin_actions.change_role(services, principal, user_id, body.role)
     return _user(user)
+
+
+@router.get("/bots", response_model=BotList)
+async def list_bots(_: AdminUser, services: ServicesDep) -> BotList:
+    """Every bot package, with its load error when it is offline."""
+    return _bots(await services.bots.list_all())
+
+
+@router.post("/bots/reload", response_model=BotList)
+async def reload_bots(principal: AdminUser, services: ServicesDep) -> BotList:
+    """Read the bots folder again and answer every bot's new state."""
+    return _bots(await admin_actions.reload_bots(services, principal))
 
 
 @router.get("/audit", response_model=AuditList)

@@ -7,7 +7,7 @@ from datetime import datetime
 from botserver.errors import ApiError
 from botserver.services.container import Services
 from botserver.services.principal import ADMIN_ROLE, Principal
-from botserver.storage.models import AuditEvent, User
+from botserver.storage.models import AuditEvent, Bot, User
 from botserver.storage.unit import UnitOfWork
 
 _PAGE = 500
@@ -24,6 +24,22 @@ async def change_role(services: Services, actor: Principal, user_id: str, role: 
             raise ApiError.conflict("The last administrator cannot lose the admin role.")
         username = user.username
     return await services.users.set_role(username, role, actor_id=actor.user_id)
+
+
+async def reload_bots(services: Services, actor: Principal) -> list[Bot]:
+    """Read every bot package again; the outcome is audited."""
+    bots = await services.bots.reload()
+    async with services.db.unit() as uow:
+        await uow.audit.record(
+            "bots_reloaded",
+            services.clock.now(),
+            actor_id=actor.user_id,
+            details={
+                "online": sorted(bot.name for bot in bots if bot.status == "online"),
+                "offline": sorted(bot.name for bot in bots if bot.status != "online"),
+            },
+        )
+    return bots
 
 
 async def audit_page(
