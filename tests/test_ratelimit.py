@@ -12,9 +12,10 @@ from fastapi import FastAPI
 
 from botserver.app import create_app
 from botserver.clock import FrozenClock
-from botserver.config import Settings
+from botserver.config import ConfigError, Settings
+from botserver.metrics import Metrics
 from botserver.services.container import Services
-from botserver.services.ratelimit import Tier
+from botserver.services.ratelimit import RateLimiter, Tier
 from tests.conftest import Account, MakeAccount
 from tests.support.services import RedisServer
 
@@ -218,3 +219,10 @@ async def test_requests_pass_while_redis_is_down(
         finally:
             redis_server.start()
         assert budget(await client.get("/api/x"))[0] == 3
+
+
+@pytest.mark.parametrize("value", ["lots", "1/second;5/minute", ""])
+def test_a_tier_is_one_limit(value: str) -> None:
+    settings = Settings(_env_file=None, rate_limit_public=value)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="RATE_LIMIT_PUBLIC"):
+        RateLimiter(settings, FrozenClock(), Metrics())

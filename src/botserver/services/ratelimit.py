@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import RateLimiter as LimitsStrategy
 from limits.errors import StorageError
@@ -116,11 +116,14 @@ class ClockFixedWindow(LimitsStrategy):
 
 def _parse_limit(setting: str, value: str) -> RateLimitItem:
     try:
-        return parse(value)
-    except ValueError as exc:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if len(items) != 1:
         raise ConfigError(
             f"BOTSERVER_{setting.upper()} must be one limit such as '60/hour', not {value!r}."
-        ) from exc
+        )
+    return items[0]
 
 
 def _build_storage(redis_url: str | None) -> Storage:
