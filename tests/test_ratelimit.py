@@ -59,11 +59,13 @@ async def test_public_tier_counts_per_address_and_refuses_when_spent(
     invalid = await client.post("/api/groups/create", content=b"{not json")
     assert budget(invalid) == (3, 0, reset)
 
-    refused = await client.get("/api/groups/list")
+    refused = await client.get("/api/groups/list", headers={"Origin": "http://elsewhere.test"})
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "RATE_LIMITED"
     assert refused.headers["Retry-After"] == "3600"
     assert budget(refused) == (3, 0, reset)
+    # A browser on another origin can read the refusal.
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
     assert "X-Request-Id" in refused.headers
 
     clock.advance(minutes=59, seconds=30)
@@ -128,6 +130,23 @@ async def test_a_session_cookie_counts_against_its_user(
     response = await client.get("/api/groups/list", headers=cookie)
     assert response.status_code == 200
     assert budget(response)[:2] == (5, 4)
+
+
+async def test_the_caller_is_looked_up_once_per_request(
+    client: httpx.AsyncClient, services: Services, make_account: MakeAccount, monkeypatch
+) -> None:
+    erin = await make_account("erin")
+    calls = []
+    original = services.login_sessions.authenticate
+
+    async def counting(token: str, *, via: str = "bearer") -> Any:
+        calls.append(via)
+        return await original(token, via=via)
+
+    monkeypatch.setattr(services.login_sessions, "authenticate", counting)
+    response = await client.get("/api/groups/list", headers=erin.headers)
+    assert response.status_code == 200
+    assert calls == ["bearer"]
 
 
 async def test_a_crash_still_carries_the_headers(app: FastAPI) -> None:
