@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.models import BotSession, DialogState, Message
 
-
 # Hot paths use plain Core statements on these tables: no identity map, no flush.
 SESSIONS = cast(Table, BotSession.__table__)
 MESSAGES = cast(Table, Message.__table__)
