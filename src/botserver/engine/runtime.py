@@ -17,6 +17,8 @@ from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
+
 from botserver.clock import Clock
 from botserver.engine.basic import (
     BasicError,
@@ -69,6 +71,7 @@ class SessionHost:
         session_id: str,
         max_wait: float,
         config: Mapping[str, str] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -78,6 +81,7 @@ class SessionHost:
         self.session_id = session_id
         self.max_wait = max_wait
         self.config = config or {}
+        self.http = http
 
     async def talk(self, content: str, suggestions: list[str]) -> None:
         await self.outbox.talk(content, list(suggestions))
@@ -131,9 +135,7 @@ class SessionHost:
 
     def _llm_client(self) -> LlmClient:
         # Read on use, so a bot whose LLM rows are wrong fails only where it calls LLM.
-        # TODO: share one connection pool per bot once the services container can
-        # close it on shutdown; a client per call costs little next to a model's answer.
-        return LlmClient(LlmSettings.from_config(self.config))
+        return LlmClient(LlmSettings.from_config(self.config), http=self.http)
 
 
 class DialogRuntime:
@@ -144,6 +146,11 @@ class DialogRuntime:
         self.clock = clock
         self.limits = limits or Limits()
         self.max_wait = max_wait
+        # One connection pool for every model endpoint the bots call.
+        self.http = httpx.AsyncClient(follow_redirects=False)
+
+    async def close(self) -> None:
+        await self.http.aclose()
 
     async def turn(
         self,
@@ -169,6 +176,7 @@ class DialogRuntime:
             session_id=session_id,
             max_wait=self.max_wait,
             config=package.config,
+            http=self.http,
         )
         dialog, state = saved if saved else (package.entry_dialog, None)
         program = package.dialogs.get(dialog)

@@ -322,13 +322,14 @@ class _TurnOutbox:
     one transaction, then publishes them. Nothing is sent before it is stored.
 
     `stream` is the one exception, for text generated while the user waits.
-    Its message's seq and id are reserved (in a short transaction of their
-    own) when the first piece arrives; the pieces are published as `delta`
-    events with `is_complete: False` under that seq, and the whole text is
-    then stored with the same seq and id and published as an ordinary,
-    complete message. Concatenated, the deltas are exactly the stored
-    content. Nothing else is stored while the stream runs (the session lock
-    is held), so seqs stay gapless unless the process dies mid-stream.
+    Its message's id and seq (the session's next) are chosen when the first
+    piece arrives; the pieces are published as `delta` events with
+    `is_complete: False` under that seq, and the whole text is then stored
+    with the same seq and id and published as an ordinary, complete message.
+    Concatenated, the deltas are exactly the stored content. Nothing else is
+    stored while the stream runs (the session lock is held), and the seq is
+    only taken when the message is stored, so a process dying mid-stream
+    leaves no gap: the unfinished message is simply never completed.
     """
 
     def __init__(self, service: ConversationService, session_id: str) -> None:
@@ -398,8 +399,14 @@ class _TurnOutbox:
         return text
 
     async def _reserve(self) -> tuple[str, int]:
+        """The id and seq the streamed message will be stored under.
+
+        Nothing is written yet: the turn holds the session's lock, so the next
+        seq cannot be taken by anyone else, and a crash mid-stream leaves no
+        gap behind — only deltas of a message that never completed.
+        """
         async with self.service.db.unit() as uow:
-            seq = await uow.conversations.reserve_seqs(self.session_id)
+            seq = await uow.conversations.last_seq(self.session_id) + 1
         return new_id("msg"), seq
 
     def _delta(self, reserved: tuple[str, int], text: str) -> dict[str, Any]:
@@ -417,11 +424,14 @@ class _TurnOutbox:
     async def _store_streamed(
         self, reserved: tuple[str, int], content: str, suggestions: list[str]
     ) -> None:
-        message_id, seq = reserved
+        message_id, announced = reserved
         async with self.service.db.unit() as uow:
+            seq = await uow.conversations.reserve_seqs(self.session_id)
             message = await uow.conversations.add_message(
                 self._message(message_id, seq, content, suggestions)
             )
+        if seq != announced:  # pragma: no cover - only if the session lock was not held
+            logger.warning("Streamed message %s was announced as seq %s.", message_id, announced)
         await self._publish(message)
 
     def _message(self, message_id: str, seq: int, content: str, suggestions: list[str]) -> Message:
