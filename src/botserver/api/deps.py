@@ -75,6 +75,15 @@ def check_csrf(request: Request, services: Services, principal: Principal) -> No
         )
 
 
+def presented_token(request: Request) -> str | None:
+    """The login-session token this request authenticates with: bearer first, then cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
 async def optional_principal(
     request: Request,
     services: ServicesDep,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.repos.audit import AuditRepo
 from botserver.storage.repos.bots import BotRepo
+from botserver.storage.repos.directory import DirectoryRepo
 from botserver.storage.repos.login_sessions import LoginSessionRepo
 from botserver.storage.repos.users import UserRepo
 
@@ -34,3 +35,7 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepo:
         return AuditRepo(self.session)
+
+    @cached_property
+    def directory(self) -> DirectoryRepo:
+        return DirectoryRepo(self.session)
