@@ -120,8 +120,10 @@ async def test_session_works_as_cookie_and_as_bearer(
     token = browser.cookies["botserver_session"]
 
     by_cookie = await browser.get("/api/users/me")
+    bearer_headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=ORIGIN, headers={"Authorization": f"Bearer {token}"}
+        transport=transport, base_url=ORIGIN, headers=bearer_headers
     ) as bearer:
         by_bearer = await bearer.get("/api/users/me")
     assert by_cookie.json()["username"] == by_bearer.json()["username"] == "alice"
@@ -312,9 +314,7 @@ async def test_cookie_logout_with_csrf_clears_session_and_offers_end_session(
     csrf = await signed_in(browser)
     assert (await browser.get("/auth/csrf")).json() == {"csrf_token": csrf}
 
-    response = await browser.post(
-        "/auth/logout", headers={"Origin": ORIGIN, "X-CSRF-Token": csrf}
-    )
+    response = await browser.post("/auth/logout", headers={"Origin": ORIGIN, "X-CSRF-Token": csrf})
 
     body = response.json()
     assert response.status_code == 200
