@@ -169,7 +169,12 @@ async def start_live_server(application: FastAPI) -> tuple[uvicorn.Server, async
     """Serve an app on a free loopback port from this event loop."""
     port = find_free_port()
     config = uvicorn.Config(
-        application, host="127.0.0.1", port=port, log_config=None, lifespan="off", ws="websockets"
+        application,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="off",
+        ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

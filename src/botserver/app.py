@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.db.migrate()
+        await services.start()
         created = await services.users.bootstrap_admin(settings.admin_password)
         if created is not None:
             _announce_admin(settings, created.username, created.password, created.generated)

@@ -77,7 +77,10 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        ws_max_size=settings.ws_max_frame_bytes + 1024,
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes * 4,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
     )
 
 

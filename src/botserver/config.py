@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # Request and frame limits.
     max_body_bytes: int = 1024 * 1024
     ws_max_frame_bytes: int = 64 * 1024
+    ws_ping_interval: float = 20.0
 
     # Login sessions (see CLARIFICATIONS §1).
     login_session_hours: float = 24.0

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    SESSION_ENDED = "SESSION_ENDED"
 
 
 _STATUS_CODES: dict[int, ErrorCode] = {
@@ -46,6 +47,7 @@ _STATUS_CODES: dict[int, ErrorCode] = {
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
     409: ErrorCode.CONFLICT,
+    410: ErrorCode.SESSION_ENDED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     422: ErrorCode.VALIDATION_ERROR,
     429: ErrorCode.RATE_LIMITED,

@@ -85,7 +85,11 @@ class _ManagedServer:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
         return self
 
     def __exit__(

@@ -2,11 +2,14 @@
 
 from fastapi import APIRouter
 
-from botserver.api import auth, health, users
+from botserver.api import auth, bots, health, sessions, users, ws
 from botserver.directory.embedded import routes as directory_routes
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
+router.include_router(bots.router)
+router.include_router(sessions.router)
+router.include_router(ws.router)
 router.include_router(users.router)
 router.include_router(directory_routes.router)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import monotonic
 
+from botserver.bus import Bus
+from botserver.bus.memory import MemoryBus
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.directory.embedded.keys import SigningKeys
 from botserver.directory.embedded.provider import EmbeddedProvider
 from botserver.directory.oidc import ClientConfig, OidcClient
 from botserver.directory.scim import ScimDirectory
+from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
+from botserver.services.bots import BotService
+from botserver.services.conversations import ConversationService
+from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.profiles import ProfileService
 from botserver.services.signin import SignInService
@@ -24,21 +30,37 @@ class Services:
     settings: Settings
     clock: Clock
     db: Database
+    bus: Bus
     login_sessions: LoginSessionService
     users: UserService
+    bots: BotService
+    conversations: ConversationService
+    metrics: Metrics
     # Sign-in: the embedded provider is mounted even with an external issuer (it serves
     # no one then); `oidc.transport` can be swapped to route the issuer in-process.
     directory: EmbeddedProvider
     oidc: OidcClient
     signin: SignInService
     profiles: ProfileService
-    metrics: Metrics = field(default_factory=Metrics)
     started_monotonic: float = field(default_factory=monotonic)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
         clock = clock or Clock()
         db = Database(settings.database_url)
+        metrics = Metrics()
+        bus = MemoryBus()
+        bots = BotService(db, clock, settings.bots_dir)
+        conversations = ConversationService(
+            db,
+            clock,
+            bus,
+            LocalSessionLocks(),
+            bots,
+            DialogRuntime(db, clock),
+            metrics,
+            idle_minutes=settings.session_idle_minutes,
+        )
         login_sessions = LoginSessionService(db, clock, settings)
         oidc = OidcClient(ClientConfig.from_settings(settings), clock)
         scim = ScimDirectory(settings.scim_url, settings.scim_token) if settings.scim_url else None
@@ -46,13 +68,23 @@ class Services:
             settings=settings,
             clock=clock,
             db=db,
+            bus=bus,
             login_sessions=login_sessions,
             users=UserService(db, clock),
+            bots=bots,
+            conversations=conversations,
+            metrics=metrics,
             directory=EmbeddedProvider(db, clock, settings, SigningKeys(db, clock)),
             oidc=oidc,
             signin=SignInService(db, clock, settings, oidc, login_sessions),
             profiles=ProfileService(db, clock, settings, scim),
         )
 
+    async def start(self) -> None:
+        await self.db.migrate()
+        await self.bus.start()
+        await self.bots.reload()
+
     async def close(self) -> None:
+        await self.bus.close()
         await self.db.dispose()

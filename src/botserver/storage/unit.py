@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.repos.audit import AuditRepo
 from botserver.storage.repos.bots import BotRepo
+from botserver.storage.repos.conversations import ConversationRepo
 from botserver.storage.repos.directory import DirectoryRepo
 from botserver.storage.repos.login_sessions import LoginSessionRepo
+from botserver.storage.repos.memories import MemoryRepo
 from botserver.storage.repos.users import UserRepo
 
 
@@ -39,3 +41,11 @@ class UnitOfWork:
     @cached_property
     def directory(self) -> DirectoryRepo:
         return DirectoryRepo(self.session)
+
+    @cached_property
+    def conversations(self) -> ConversationRepo:
+        return ConversationRepo(self.session)
+
+    @cached_property
+    def memories(self) -> MemoryRepo:
+        return MemoryRepo(self.session)

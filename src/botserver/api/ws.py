@@ -1,0 +1,359 @@
+"""WebSocket /ws: real-time conversations (CLARIFICATIONS §3).
+
+Close codes:
+    4401  not authenticated (no or bad credentials, or no `auth` frame within 10 s,
+          or the login session expired or was revoked while connected)
+    4403  the session cookie was sent from an origin that is not allowed
+    4429  abuse: too many refused or malformed frames in a short time
+    1009  a frame far over the size limit (closed by the protocol layer)
+
+Delivery design: every socket has one outbox drained by one writer task, so
+frames leave in the order they were queued. For each session the socket
+remembers the highest `seq` it has delivered and drops anything not newer,
+which makes a `resume` racing with live messages neither lose nor repeat
+one: live events that arrive while the history is being read are held back
+and released, through the same filter, right after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from botserver.api.deps import SESSION_COOKIE, allowed_origins
+from botserver.bus import Event, Subscription, session_channel
+from botserver.errors import ApiError, ErrorCode, envelope
+from botserver.services.container import Services
+from botserver.services.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["websocket"])
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_ABUSE = 4429
+AUTH_TIMEOUT = 10.0
+STRIKE_LIMIT = 30
+STRIKE_WINDOW = 10.0
+HISTORY_PAGE = 500
+
+
+class _Closed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self.ws = websocket
+        self.services = services
+        self.id = secrets.token_hex(8)
+        self.principal: Principal | None = None
+        self.token: str | None = None
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.subscriptions: dict[str, Subscription] = {}
+        self.delivered: dict[str, int] = {}
+        self.held: dict[str, list[Event]] = {}
+        self.strikes: deque[float] = deque()
+
+    # -- authentication -----------------------------------------------------
+
+    async def authenticate_from_headers(self) -> None:
+        headers = self.ws.headers
+        authorization = headers.get("authorization", "")
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            await self._use_token(credentials.strip(), via="bearer")
+            return
+        cookie = self.ws.cookies.get(SESSION_COOKIE)
+        if cookie:
+            origin = (headers.get("origin") or "").lower()
+            own = (
+                f"{'https' if self.ws.url.scheme == 'wss' else 'http'}://{headers.get('host', '')}"
+            )
+            if origin not in allowed_origins(self.services) and origin != own.lower():
+                raise _Closed(CLOSE_FORBIDDEN_ORIGIN, "This origin may not use the session cookie.")
+            await self._use_token(cookie, via="cookie")
+
+    async def authenticate_from_frame(self) -> None:
+        try:
+            text = await asyncio.wait_for(self.ws.receive_text(), AUTH_TIMEOUT)
+            frame = json.loads(text)
+        except TimeoutError as exc:
+            raise _Closed(CLOSE_UNAUTHENTICATED, "Authentication timed out.") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Closed(CLOSE_UNAUTHENTICATED, "The first frame must be an auth frame.") from exc
+        if not isinstance(frame, dict) or frame.get("type") != "auth":
+            raise _Closed(CLOSE_UNAUTHENTICATED, "The first frame must be an auth frame.")
+        token = frame.get("token")
+        if not isinstance(token, str) or not token:
+            raise _Closed(CLOSE_UNAUTHENTICATED, "The auth frame needs a token.")
+        await self._use_token(token, via="bearer")
+        await self.send({"type": "auth_ok", "user_id": self.principal_or_fail().user_id})
+
+    async def _use_token(self, token: str, *, via: str) -> None:
+        principal = await self.services.login_sessions.authenticate(token, via=via)
+        if principal is None:
+            raise _Closed(CLOSE_UNAUTHENTICATED, "The credentials are invalid or expired.")
+        self.principal, self.token = principal, token
+
+    async def reauthenticate(self) -> Principal:
+        """Revoked or expired login sessions stop working on open sockets too."""
+        assert self.token is not None
+        principal = await self.services.login_sessions.authenticate(self.token)
+        if principal is None:
+            raise _Closed(CLOSE_UNAUTHENTICATED, "The login session has ended.")
+        self.principal = principal
+        return principal
+
+    def principal_or_fail(self) -> Principal:
+        if self.principal is None:  # pragma: no cover - guarded by the flow
+            raise _Closed(CLOSE_UNAUTHENTICATED, "Not authenticated.")
+        return self.principal
+
+    # -- outgoing -----------------------------------------------------------
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.outbox.put_nowait(frame)
+
+    async def writer(self) -> None:
+        while True:
+            frame = await self.outbox.get()
+            if frame is None:
+                return
+            await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+
+    def on_event(self, event: Event) -> None:
+        """Bus handler: queue a frame for this socket (never blocks)."""
+        session_id = event.get("session_id", "")
+        if session_id in self.held:
+            self.held[session_id].append(event)
+            return
+        self._release(event)
+
+    def _release(self, event: Event) -> None:
+        kind = event.get("type")
+        session_id = event.get("session_id", "")
+        if event.get("origin") == self.id:
+            return  # this socket's own user message (it got an ack) or typing
+        frame = {k: v for k, v in event.items() if k != "origin"}
+        if kind == "message":
+            seq = int(event["seq"])
+            if seq <= self.delivered.get(session_id, 0):
+                return
+            self.delivered[session_id] = seq
+            frame["is_complete"] = True
+        self.outbox.put_nowait(frame)
+
+    def error(self, code: ErrorCode | str, message: str, session_id: str | None = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "session_id": session_id}
+        frame.update(envelope(code, message))
+        self.outbox.put_nowait(frame)
+
+    def strike(self) -> None:
+        now = time.monotonic()
+        self.strikes.append(now)
+        while self.strikes and self.strikes[0] < now - STRIKE_WINDOW:
+            self.strikes.popleft()
+        if len(self.strikes) > STRIKE_LIMIT:
+            raise _Closed(CLOSE_ABUSE, "Too many refused or malformed frames.")
+
+    # -- subscriptions ------------------------------------------------------
+
+    async def follow(self, session_id: str) -> None:
+        """Check the caller may see the session, then listen to it."""
+        if session_id in self.subscriptions:
+            return
+        await self.services.conversations.owned_session(self.principal_or_fail(), session_id)
+        self.subscriptions[session_id] = self.services.bus.subscribe(
+            session_channel(session_id), self.on_event
+        )
+
+    def close_subscriptions(self) -> None:
+        for subscription in self.subscriptions.values():
+            subscription.close()
+        self.subscriptions.clear()
+
+    # -- incoming -----------------------------------------------------------
+
+    async def handle(self, text: str) -> None:
+        if len(text.encode()) > self.services.settings.ws_max_frame_bytes:
+            self.strike()
+            self.error(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"Frames may be at most {self.services.settings.ws_max_frame_bytes} bytes.",
+            )
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            self.strike()
+            self.error(ErrorCode.BAD_REQUEST, "Frames must be JSON objects.")
+            return
+        if not isinstance(frame, dict):
+            self.strike()
+            self.error(ErrorCode.BAD_REQUEST, "Frames must be JSON objects.")
+            return
+
+        kind = frame.get("type")
+        session_id = frame.get("session_id")
+        if kind == "ping":
+            await self.send({"type": "pong", "session_id": session_id})
+            return
+        if kind not in ("message", "resume", "typing"):
+            self.strike()
+            self.error(ErrorCode.BAD_REQUEST, f"Unknown frame type {kind!r}.", _str(session_id))
+            return
+        if not isinstance(session_id, str) or not session_id:
+            self.strike()
+            self.error(ErrorCode.VALIDATION_ERROR, "The frame needs a session_id.")
+            return
+
+        try:
+            await self.reauthenticate()
+            await self.check_rate()
+            if kind == "message":
+                await self.on_message(frame, session_id)
+            elif kind == "resume":
+                await self.on_resume(frame, session_id)
+            else:
+                await self.follow(session_id)
+                await self.services.conversations.typing(
+                    self.principal_or_fail(), session_id, self.id
+                )
+        except ApiError as exc:
+            self.strike()
+            frame_out: dict[str, Any] = {"type": "error", "session_id": session_id}
+            frame_out.update(envelope(exc.code, exc.message, exc.details))
+            self.outbox.put_nowait(frame_out)
+
+    async def check_rate(self) -> None:
+        limiter = getattr(self.services, "rate_limiter", None)
+        if limiter is None:
+            return
+        decision = await limiter.hit_principal(self.principal_or_fail())
+        if not decision.allowed:
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                "Too many requests; slow down.",
+                429,
+                {"retry_after": decision.retry_after},
+            )
+
+    async def on_message(self, frame: dict[str, Any], session_id: str) -> None:
+        content = frame.get("content")
+        client_id = frame.get("client_id")
+        if not isinstance(content, str) or not content.strip():
+            raise ApiError(ErrorCode.VALIDATION_ERROR, "A message needs non-empty content.", 422)
+        if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 128):
+            raise ApiError(ErrorCode.VALIDATION_ERROR, "client_id must be a short string.", 422)
+        await self.follow(session_id)
+
+        async def acknowledge(message: dict[str, Any], duplicate: bool) -> None:
+            seq = int(message["seq"])
+            if not duplicate:
+                self.delivered[session_id] = max(self.delivered.get(session_id, 0), seq)
+            await self.send(
+                {
+                    "type": "ack",
+                    "session_id": session_id,
+                    "message_id": message["message_id"],
+                    "seq": seq,
+                    "client_id": message["client_id"],
+                    "duplicate": duplicate,
+                }
+            )
+
+        await self.services.conversations.post(
+            self.principal_or_fail(),
+            session_id,
+            content,
+            client_id=client_id,
+            origin=self.id,
+            on_stored=acknowledge,
+        )
+
+    async def on_resume(self, frame: dict[str, Any], session_id: str) -> None:
+        after = frame.get("after_seq", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise ApiError(ErrorCode.VALIDATION_ERROR, "after_seq must be a whole number ≥ 0.", 422)
+        self.held[session_id] = []
+        try:
+            await self.follow(session_id)
+            conversations = self.services.conversations
+            self.delivered[session_id] = after
+            cursor = after
+            while True:
+                page = await conversations.messages_after(session_id, cursor, HISTORY_PAGE)
+                for message in page:
+                    self._release({"type": "message", **message})
+                if len(page) < HISTORY_PAGE:
+                    break
+                cursor = page[-1]["seq"]
+            session = await conversations.owned_session(self.principal_or_fail(), session_id)
+        finally:
+            for event in self.held.pop(session_id, []):
+                self._release(event)
+        if not conversations.is_live(session):
+            await self.send({"type": "session_ended", "session_id": session_id, "reason": "ended"})
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    connection = Connection(websocket, services)
+    await websocket.accept()
+    services.metrics.open_sockets.inc()
+    writer = asyncio.create_task(connection.writer())
+    try:
+        await connection.authenticate_from_headers()
+        if connection.principal is None:
+            await connection.authenticate_from_frame()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                connection.strike()
+                connection.error(ErrorCode.BAD_REQUEST, "Frames must be JSON text, not binary.")
+                continue
+            await connection.handle(text)
+    except _Closed as closed:
+        await _drain(connection, writer)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=closed.code, reason=closed.reason)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        connection.close_subscriptions()
+        services.metrics.open_sockets.dec()
+        if not writer.done():
+            await _drain(connection, writer)
+        with contextlib.suppress(Exception):
+            if websocket.application_state is WebSocketState.CONNECTED:
+                await websocket.close()
+
+
+async def _drain(connection: Connection, writer: asyncio.Task[None]) -> None:
+    """Let queued frames (an error explaining a close, say) go out, then stop the writer."""
+    connection.outbox.put_nowait(None)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer, timeout=2)
+    if not writer.done():
+        writer.cancel()

@@ -1,0 +1,1 @@
+"""Bot engine: the BASIC dialect interpreter and the bot package loader."""

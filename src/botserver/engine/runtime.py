@@ -1,0 +1,169 @@
+"""Drives a bot's BASIC dialog for one bot session, one turn at a time.
+
+Resume design: at every HEAR the interpreter hands back a JSON state (where
+it stopped, its variables, loop and call frames). The runtime stores it in
+`dialog_states` at the end of the turn, so the next message — on any
+instance, after any restart — continues from there. A state written for an
+older version of the script (its source hash differs) is never resumed: the
+dialog restarts cleanly and tells the user so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from botserver.clock import Clock
+from botserver.engine.basic import BasicError, DialogChanged, Limits, Program, run_turn
+from botserver.engine.packages import BotPackage
+from botserver.storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str, list[str]], Awaitable[None]]
+
+RESTARTED = "This conversation was updated, so we are starting over."
+FAILED = "Sorry, something went wrong on my side and I had to stop. Send a message to start again."
+NO_DIALOG = "This bot has no dialog to run right now."
+
+
+class SessionHost:
+    """What a script can reach: its session's messages, memories and context."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        bot_id: str,
+        user_id: str,
+        session_id: str,
+        emit: Emit,
+        max_wait: float,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.bot_id = bot_id
+        self.user_id = user_id
+        self.session_id = session_id
+        self.emit = emit
+        self.max_wait = max_wait
+
+    async def talk(self, content: str, suggestions: list[str]) -> None:
+        await self.emit(content, list(suggestions))
+
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, min(seconds, self.max_wait)))
+
+    async def get_bot_memory(self, key: str) -> Any:
+        async with self.db.unit() as uow:
+            return await uow.memories.get_bot(self.bot_id, key)
+
+    async def set_bot_memory(self, key: str, value: Any) -> None:
+        async with self.db.unit() as uow:
+            await uow.memories.set_bot(self.bot_id, key, value, self.clock.now())
+
+    async def get_user_memory(self, key: str) -> Any:
+        async with self.db.unit() as uow:
+            return await uow.memories.get_user(self.bot_id, self.user_id, key)
+
+    async def set_user_memory(self, key: str, value: Any) -> None:
+        async with self.db.unit() as uow:
+            await uow.memories.set_user(self.bot_id, self.user_id, key, value, self.clock.now())
+
+    async def set_context(self, name: str, value: Any) -> None:
+        async with self.db.unit() as uow:
+            session = await uow.conversations.get_session(self.session_id)
+            if session is not None:
+                session.context = {**(session.context or {}), name: value}
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+class DialogRuntime:
+    def __init__(
+        self, db: Database, clock: Clock, *, limits: Limits | None = None, max_wait: float = 5.0
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.limits = limits or Limits()
+        self.max_wait = max_wait
+
+    async def turn(
+        self,
+        package: BotPackage | None,
+        *,
+        bot_id: str,
+        user_id: str,
+        session_id: str,
+        user_input: str | None,
+        emit: Emit,
+    ) -> None:
+        """Run the session's dialog until it waits at a HEAR or ends, then store where."""
+        if package is None or package.error or not package.dialogs:
+            await emit(NO_DIALOG, [])
+            return
+        host = SessionHost(
+            self.db,
+            self.clock,
+            bot_id=bot_id,
+            user_id=user_id,
+            session_id=session_id,
+            emit=emit,
+            max_wait=self.max_wait,
+        )
+        async with self.db.unit() as uow:
+            saved = await uow.conversations.dialog_state(session_id)
+        dialog = saved.dialog if saved else package.entry_dialog
+        program = package.dialogs.get(dialog)
+        state = saved.state if saved and program is not None else None
+        if program is None:
+            dialog = package.entry_dialog
+            program = package.dialogs.get(dialog)
+        if program is None:
+            await emit(NO_DIALOG, [])
+            return
+
+        try:
+            result_state = await self._run(program, host, package, state, user_input)
+        except DialogChanged:
+            logger.info("Dialog %s of bot %s changed while waiting; restarting it.", dialog, bot_id)
+            await emit(RESTARTED, [])
+            dialog = package.entry_dialog
+            program = package.dialogs[dialog]
+            result_state = await self._run(program, host, package, None, None)
+
+        async with self.db.unit() as uow:
+            await uow.conversations.save_dialog_state(
+                session_id, dialog, result_state, self.clock.now()
+            )
+
+    async def _run(
+        self,
+        program: Program,
+        host: SessionHost,
+        package: BotPackage,
+        state: dict[str, Any] | None,
+        user_input: str | None,
+    ) -> dict[str, Any] | None:
+        try:
+            result = await run_turn(
+                program,
+                host,
+                state,
+                user_input if state is not None else None,
+                params=dict(package.params),
+                limits=self.limits,
+            )
+        except DialogChanged:
+            raise
+        except BasicError as exc:
+            # The operator needs file:line; the user needs to know the turn stopped.
+            logger.warning("Bot %s stopped a dialog turn: %s", package.name, exc)
+            await host.talk(FAILED, [])
+            return None
+        return result.state

@@ -1,0 +1,322 @@
+"""The conversation pipeline: bot sessions, durable messages, ordered turns.
+
+Every message, the user's or the bot's, is stored with the session's next
+`seq` (1, 2, 3, … without gaps) before anyone is told about it, and only
+then published on the bus. A session's messages are processed one at a
+time, in arrival order, under its lock, whether they come from a socket or
+REST; different sessions run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from botserver.bus import Bus, session_channel
+from botserver.clock import Clock, isoformat, utc
+from botserver.engine.runtime import DialogRuntime
+from botserver.errors import ApiError, ErrorCode
+from botserver.metrics import Metrics
+from botserver.services.bots import ONLINE, BotService
+from botserver.services.locks import SessionLocks
+from botserver.services.principal import Principal
+from botserver.storage.db import Database
+from botserver.storage.models import BotSession, Message, new_id
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = "active"
+ENDED = "ended"
+EXPIRED = "expired"
+MAX_CONTENT = 16 * 1024
+
+GroupLookup = Callable[[str], Awaitable[set[str]]]
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "session_id": message.session_id,
+        "seq": message.seq,
+        "sender": message.sender,
+        "content": message.content,
+        "suggestions": list(message.suggestions or []),
+        "client_id": message.client_id,
+        "created_at": isoformat(message.created_at),
+    }
+
+
+def session_ended_error() -> ApiError:
+    return ApiError(ErrorCode.SESSION_ENDED, "This session has ended; create a new one.", 410)
+
+
+@dataclass
+class PostResult:
+    user_message: dict[str, Any]
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    duplicate: bool = False
+
+
+class ConversationService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        bus: Bus,
+        locks: SessionLocks,
+        bots: BotService,
+        runtime: DialogRuntime,
+        metrics: Metrics,
+        *,
+        idle_minutes: float,
+        group_names: GroupLookup | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.bus = bus
+        self.locks = locks
+        self.bots = bots
+        self.runtime = runtime
+        self.metrics = metrics
+        self.idle_minutes = idle_minutes
+        self.group_names = group_names
+
+    # -- sessions -----------------------------------------------------------
+
+    async def groups_of(self, principal: Principal) -> set[str]:
+        return await self.group_names(principal.user_id) if self.group_names else set()
+
+    async def create_session(self, principal: Principal, bot_id: str) -> BotSession:
+        """Open a session with a bot the caller may use, and run its entry dialog."""
+        bot = await self.bots.get(bot_id)
+        if bot is None or not self.bots.visible_to(
+            bot, await self.groups_of(principal), principal.is_admin
+        ):
+            raise ApiError.not_found("Bot")
+        if bot.status != ONLINE:
+            raise ApiError.unavailable(f"Bot {bot.name} is offline.")
+
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            session = await uow.conversations.add_session(
+                BotSession(
+                    id=new_id("session"),
+                    user_id=principal.user_id,
+                    bot_id=bot.id,
+                    status=ACTIVE,
+                    last_seq=0,
+                    context={},
+                    created_at=now,
+                    last_activity_at=now,
+                    expires_at=now + self._idle(bot.session_timeout_minutes),
+                )
+            )
+        async with self.locks.hold(session.id):
+            await self._run_turn(session, None)
+        return session
+
+    def _idle(self, bot_minutes: float | None) -> timedelta:
+        return timedelta(minutes=bot_minutes or self.idle_minutes)
+
+    async def owned_session(
+        self, principal: Principal, session_id: str, *, admin_may: bool = False
+    ) -> BotSession:
+        """The caller's session (or any, for an admin when `admin_may`); 404, never 403."""
+        async with self.db.unit() as uow:
+            session = await uow.conversations.get_session(session_id)
+        allowed = session is not None and (
+            session.user_id == principal.user_id or (admin_may and principal.is_admin)
+        )
+        if session is None or not allowed:
+            raise ApiError.not_found("Session")
+        return session
+
+    async def current_session(self, principal: Principal) -> BotSession:
+        async with self.db.unit() as uow:
+            session = await uow.conversations.latest_active_for_user(
+                principal.user_id, self.clock.now()
+            )
+        if session is None:
+            raise ApiError.not_found("Active session")
+        return session
+
+    async def list_sessions(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[list[BotSession], int]:
+        async with self.db.unit() as uow:
+            return await uow.conversations.page_for_user(principal.user_id, limit, offset)
+
+    async def end_session(self, principal: Principal, session_id: str) -> None:
+        session = await self.owned_session(principal, session_id, admin_may=True)
+        async with self.locks.hold(session.id), self.db.unit() as uow:
+            stored = await uow.conversations.get_session(session.id)
+            if stored is None:
+                raise ApiError.not_found("Session")
+            stored.status = ENDED
+            stored.ended_at = self.clock.now()
+            await uow.audit.record(
+                "session_deleted",
+                self.clock.now(),
+                user_id=stored.user_id,
+                actor_id=principal.user_id,
+                details={"session_id": stored.id},
+            )
+        await self.bus.publish(
+            session_channel(session.id),
+            {"type": "session_ended", "session_id": session.id, "reason": "ended"},
+        )
+
+    def is_live(self, session: BotSession) -> bool:
+        return session.status == ACTIVE and utc(session.expires_at) > self.clock.now()
+
+    # -- messages -----------------------------------------------------------
+
+    async def history(
+        self, principal: Principal, session_id: str, after_seq: int, limit: int
+    ) -> list[dict[str, Any]]:
+        await self.owned_session(principal, session_id, admin_may=True)
+        return await self.messages_after(session_id, after_seq, limit)
+
+    async def messages_after(self, session_id: str, after_seq: int, limit: int) -> list[dict]:
+        async with self.db.unit() as uow:
+            messages = await uow.conversations.messages_after(session_id, after_seq, limit)
+        return [message_view(m) for m in messages]
+
+    async def post(
+        self,
+        principal: Principal,
+        session_id: str,
+        content: str,
+        *,
+        client_id: str | None = None,
+        origin: str | None = None,
+        on_stored: Callable[[dict[str, Any], bool], Awaitable[None]] | None = None,
+    ) -> PostResult:
+        """Store a user message, then run the dialog turn it starts.
+
+        `on_stored` runs after the message is durable and before the bot
+        answers, so a socket can acknowledge it ahead of any reply.
+        A resend with a known `client_id` is acknowledged again and answered
+        with the replies it got the first time; it is never processed twice.
+        """
+        if len(content) > MAX_CONTENT:
+            raise ApiError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"A message may hold at most {MAX_CONTENT} characters.",
+                413,
+            )
+        session = await self.owned_session(principal, session_id)
+        async with self.locks.hold(session.id):
+            stored, duplicate = await self._store_user_message(session.id, content, client_id)
+            view = message_view(stored)
+            if on_stored is not None:
+                await on_stored(view, duplicate)
+            if duplicate:
+                async with self.db.unit() as uow:
+                    replies = await uow.conversations.bot_replies_after(session.id, stored.seq)
+                return PostResult(view, [message_view(m) for m in replies], duplicate=True)
+
+            self.metrics.messages.labels("in").inc()
+            await self.bus.publish(
+                session_channel(session.id), {"type": "message", **view, "origin": origin}
+            )
+            replies_out: list[dict[str, Any]] = []
+            await self._run_turn(session, content, replies_out)
+        return PostResult(view, replies_out)
+
+    async def _store_user_message(
+        self, session_id: str, content: str, client_id: str | None
+    ) -> tuple[Message, bool]:
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            session = await uow.conversations.lock_session(session_id)
+            if session is None:
+                raise ApiError.not_found("Session")
+            if client_id:
+                existing = await uow.conversations.message_by_client_id(session_id, client_id)
+                if existing is not None:
+                    return existing, True
+            if session.status != ACTIVE:
+                raise session_ended_error()
+            if utc(session.expires_at) <= now:
+                session.status = EXPIRED
+                session.ended_at = now
+                expired = True
+            else:
+                expired = False
+                seq = await uow.conversations.next_seq(session_id)
+                message = await uow.conversations.add_message(
+                    Message(
+                        id=new_id("msg"),
+                        session_id=session_id,
+                        seq=seq,
+                        sender="user",
+                        content=content,
+                        suggestions=[],
+                        client_id=client_id,
+                        created_at=now,
+                    )
+                )
+                session.last_activity_at = now
+                bot = await uow.bots.get(session.bot_id)
+                session.expires_at = now + self._idle(bot.session_timeout_minutes if bot else None)
+        if expired:
+            await self.bus.publish(
+                session_channel(session_id),
+                {"type": "session_ended", "session_id": session_id, "reason": "expired"},
+            )
+            raise session_ended_error()
+        return message, False
+
+    async def _run_turn(
+        self, session: BotSession, user_input: str | None, out: list[dict] | None = None
+    ) -> None:
+        bot = await self.bots.get(session.bot_id)
+        package = self.bots.package(bot.name) if bot else None
+
+        async def emit(content: str, suggestions: list[str]) -> None:
+            view = await self._store_bot_message(session.id, content, suggestions)
+            if out is not None:
+                out.append(view)
+
+        await self.runtime.turn(
+            package,
+            bot_id=session.bot_id,
+            user_id=session.user_id,
+            session_id=session.id,
+            user_input=user_input,
+            emit=emit,
+        )
+
+    async def _store_bot_message(
+        self, session_id: str, content: str, suggestions: list[str]
+    ) -> dict[str, Any]:
+        now: datetime = self.clock.now()
+        async with self.db.unit() as uow:
+            seq = await uow.conversations.next_seq(session_id)
+            message = await uow.conversations.add_message(
+                Message(
+                    id=new_id("msg"),
+                    session_id=session_id,
+                    seq=seq,
+                    sender="bot",
+                    content=content,
+                    suggestions=suggestions,
+                    client_id=None,
+                    created_at=now,
+                )
+            )
+        view = message_view(message)
+        self.metrics.messages.labels("out").inc()
+        await self.bus.publish(session_channel(session_id), {"type": "message", **view})
+        return view
+
+    async def typing(self, principal: Principal, session_id: str, origin: str) -> None:
+        session = await self.owned_session(principal, session_id)
+        await self.bus.publish(
+            session_channel(session.id),
+            {"type": "typing", "session_id": session.id, "sender": "user", "origin": origin},
+        )

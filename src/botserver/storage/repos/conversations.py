@@ -1,0 +1,116 @@
+"""Bot sessions, their messages and dialog state: one aggregate, one repository."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botserver.storage.models import BotSession, DialogState, Message
+
+
+class ConversationRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_session(self, bot_session: BotSession) -> BotSession:
+        self.session.add(bot_session)
+        await self.session.flush()
+        return bot_session
+
+    async def get_session(self, session_id: str) -> BotSession | None:
+        return await self.session.get(BotSession, session_id)
+
+    async def lock_session(self, session_id: str) -> BotSession | None:
+        """Read a session for update (a row lock on PostgreSQL; SQLite serialises writers)."""
+        result = await self.session.execute(
+            select(BotSession).where(BotSession.id == session_id).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def latest_active_for_user(self, user_id: str, now: datetime) -> BotSession | None:
+        result = await self.session.execute(
+            select(BotSession)
+            .where(
+                BotSession.user_id == user_id,
+                BotSession.status == "active",
+                BotSession.expires_at > now,
+            )
+            .order_by(BotSession.last_activity_at.desc(), BotSession.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def page_for_user(
+        self, user_id: str, limit: int, offset: int
+    ) -> tuple[list[BotSession], int]:
+        query = select(BotSession).where(BotSession.user_id == user_id)
+        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
+        result = await self.session.execute(
+            query.order_by(BotSession.last_activity_at.desc(), BotSession.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(result.scalars()), int(total or 0)
+
+    async def next_seq(self, session_id: str) -> int:
+        """Reserve the session's next sequence number inside the current transaction."""
+        result = await self.session.execute(
+            update(BotSession)
+            .where(BotSession.id == session_id)
+            .values(last_seq=BotSession.last_seq + 1)
+            .returning(BotSession.last_seq)
+        )
+        return int(result.scalar_one())
+
+    async def add_message(self, message: Message) -> Message:
+        self.session.add(message)
+        await self.session.flush()
+        return message
+
+    async def message_by_client_id(self, session_id: str, client_id: str) -> Message | None:
+        result = await self.session.execute(
+            select(Message).where(Message.session_id == session_id, Message.client_id == client_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def messages_after(self, session_id: str, after_seq: int, limit: int) -> list[Message]:
+        result = await self.session.execute(
+            select(Message)
+            .where(Message.session_id == session_id, Message.seq > after_seq)
+            .order_by(Message.seq)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def bot_replies_after(self, session_id: str, seq: int) -> list[Message]:
+        """The bot messages that followed a user message, up to the next user message."""
+        later = await self.messages_after(session_id, seq, 1000)
+        replies: list[Message] = []
+        for message in later:
+            if message.sender != "bot":
+                break
+            replies.append(message)
+        return replies
+
+    async def dialog_state(self, session_id: str) -> DialogState | None:
+        return await self.session.get(DialogState, session_id)
+
+    async def save_dialog_state(
+        self, session_id: str, dialog: str, state: dict[str, Any] | None, now: datetime
+    ) -> None:
+        current = await self.session.get(DialogState, session_id)
+        if state is None:
+            if current is not None:
+                await self.session.delete(current)
+            return
+        if current is None:
+            self.session.add(
+                DialogState(session_id=session_id, dialog=dialog, state=state, updated_at=now)
+            )
+        else:
+            current.dialog = dialog
+            current.state = state
+            current.updated_at = now

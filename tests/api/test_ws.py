@@ -1,0 +1,352 @@
+"""The WebSocket over a real server on a free port, with a real client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.api.wsclient import Socket
+from tests.conftest import Account, LiveServer, MakeAccount
+
+BOTS = Path(__file__).resolve().parent.parent / "bots"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"bots_dir": BOTS}
+
+
+async def bot_id(client: httpx.AsyncClient, account: Account, name: str = "echo") -> str:
+    response = await client.get("/api/bots", headers=account.headers)
+    return next(b["id"] for b in response.json()["bots"] if b["name"] == name)
+
+
+async def open_session(client: httpx.AsyncClient, account: Account, name: str = "echo") -> str:
+    response = await client.post(
+        "/api/session/create",
+        json={"bot_id": await bot_id(client, account, name)},
+        headers=account.headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["session_id"]
+
+
+@pytest.fixture
+async def alice(make_account: MakeAccount) -> Account:
+    return await make_account("alice")
+
+
+async def test_the_contract_example_exchange(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        # Exactly the page's example frame: type, content, session_id.
+        await ws.send({"type": "message", "content": "Hello bot", "session_id": session_id})
+        frames = await ws.recv_until(lambda f: f["type"] == "message")
+        ack, reply = frames[0], frames[-1]
+        assert ack["type"] == "ack" and ack["session_id"] == session_id
+        assert reply["content"] == "You said: Hello bot"
+        assert reply["suggestions"] == ["stop"]
+        assert reply["session_id"] == session_id
+        assert reply["is_complete"] is True
+        assert reply["seq"] == ack["seq"] + 1
+        assert reply["created_at"].endswith("Z")
+
+
+async def test_ack_comes_before_the_reply_and_seq_has_no_gaps(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 0})
+        greeting = await ws.recv()
+        assert (greeting["seq"], greeting["content"]) == (1, "Hello! Say something.")
+        seqs = [1]
+        for n in range(5):
+            await ws.send(
+                {
+                    "type": "message",
+                    "session_id": session_id,
+                    "content": f"m{n}",
+                    "client_id": f"c{n}",
+                }
+            )
+            ack = await ws.recv()
+            assert ack["type"] == "ack" and ack["client_id"] == f"c{n}"
+            reply = await ws.recv()
+            assert reply["type"] == "message" and reply["content"] == f"You said: m{n}"
+            seqs += [ack["seq"], reply["seq"]]
+        assert seqs == list(range(1, 12))
+
+
+async def test_resume_after_a_dropped_connection_loses_and_repeats_nothing(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    ws = await Socket.open(live_server.ws_url, alice.token)
+    await ws.send({"type": "message", "session_id": session_id, "content": "one"})
+    frames = await ws.recv_until(lambda f: f["type"] == "message")
+    last_seen = frames[-1]["seq"]
+    await ws.close()
+
+    # While the client is away, the conversation goes on through REST.
+    for word in ("two", "three"):
+        response = await client.post(
+            f"/api/session/{session_id}/messages", json={"content": word}, headers=alice.headers
+        )
+        assert response.status_code == 200
+
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": last_seen})
+        missed = [await ws.recv() for _ in range(4)]
+        assert [f["seq"] for f in missed] == list(range(last_seen + 1, last_seen + 5))
+        assert [f["content"] for f in missed] == [
+            "two",
+            "You said: two",
+            "three",
+            "You said: three",
+        ]
+        assert [f["sender"] for f in missed] == ["user", "bot", "user", "bot"]
+        # Then live messages continue, with nothing replayed twice.
+        await ws.send({"type": "message", "session_id": session_id, "content": "four"})
+        ack = await ws.recv()
+        reply = await ws.recv()
+        assert (ack["type"], ack["seq"]) == ("ack", last_seen + 5)
+        assert (reply["content"], reply["seq"]) == ("You said: four", last_seen + 6)
+        await ws.expect_silence()
+
+
+async def test_the_same_session_on_two_sockets_sees_every_message(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with (
+        await Socket.open(live_server.ws_url, alice.token) as first,
+        await Socket.open(live_server.ws_url, alice.token) as second,
+    ):
+        await second.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await first.send({"type": "message", "session_id": session_id, "content": "hi"})
+        on_first = await first.recv_until(lambda f: f["type"] == "message")
+        on_second = [await second.recv(), await second.recv()]
+        assert [f["type"] for f in on_first] == ["ack", "message"]
+        assert [(f["sender"], f["content"]) for f in on_second] == [
+            ("user", "hi"),
+            ("bot", "You said: hi"),
+        ]
+        assert on_second[0]["seq"] == on_first[0]["seq"]
+
+
+async def test_socket_and_rest_interleaved_keep_one_order(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+
+        async def over_socket() -> None:
+            for n in range(5):
+                await ws.send({"type": "message", "session_id": session_id, "content": f"ws{n}"})
+
+        async def over_rest() -> None:
+            for n in range(5):
+                await client.post(
+                    f"/api/session/{session_id}/messages",
+                    json={"content": f"rest{n}"},
+                    headers=alice.headers,
+                )
+
+        await asyncio.gather(over_socket(), over_rest())
+        frames = await ws.recv_until(
+            lambda f: f.get("seq") == 21 and f["type"] == "message", timeout=15
+        )
+
+    history = (
+        await client.get(
+            f"/api/session/{session_id}/messages?after_seq=0&limit=200", headers=alice.headers
+        )
+    ).json()["messages"]
+    assert [m["seq"] for m in history] == list(range(1, 22))
+    # Each user message is followed directly by its own echo.
+    for user, bot in zip(history[1::2], history[2::2], strict=True):
+        assert user["sender"] == "user" and bot["content"] == f"You said: {user['content']}"
+    # The socket saw every message once, in seq order (its own as acks).
+    seen = [f["seq"] for f in frames if f["type"] in ("ack", "message")]
+    assert seen == list(range(2, 22))
+
+
+async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        frame = {"type": "message", "session_id": session_id, "content": "once", "client_id": "k1"}
+        await ws.send(frame)
+        first = await ws.recv_until(lambda f: f["type"] == "message")
+        await ws.send(frame)
+        again = await ws.recv()
+        assert again["type"] == "ack" and again["duplicate"] is True
+        assert again["seq"] == first[0]["seq"]
+        await ws.expect_silence()
+    history = (
+        await client.get(f"/api/session/{session_id}/messages", headers=alice.headers)
+    ).json()["messages"]
+    assert [m["content"] for m in history].count("once") == 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("this is not json", "BAD_REQUEST"),
+        ("[1, 2, 3]", "BAD_REQUEST"),
+        (json.dumps({"type": "dance", "session_id": "x"}), "BAD_REQUEST"),
+        (json.dumps({"type": "message", "content": "no session"}), "VALIDATION_ERROR"),
+        (
+            json.dumps({"type": "message", "session_id": "session-nope", "content": "x"}),
+            "NOT_FOUND",
+        ),
+        (json.dumps({"type": "resume", "session_id": "s", "after_seq": "x"}), "VALIDATION_ERROR"),
+        (
+            json.dumps({"type": "message", "session_id": "s", "content": "x" * 70_000}),
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ],
+)
+async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(
+    live_server: LiveServer, alice: Account, frame: str, code: str
+) -> None:
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send(frame)
+        error = await ws.recv()
+        assert error["type"] == "error"
+        assert error["error"]["code"] == code
+        assert set(error["error"]) == {"code", "message", "details"}
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+
+
+async def test_binary_frames_are_refused_with_an_error_frame(
+    live_server: LiveServer, alice: Account
+) -> None:
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.connection.send(b"\x00\x01")
+        error = await ws.recv()
+        assert error["error"]["code"] == "BAD_REQUEST"
+
+
+async def test_another_users_session_is_not_found(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, make_account: MakeAccount
+) -> None:
+    session_id = await open_session(client, alice)
+    mallory = await make_account("mallory")
+    async with await Socket.open(live_server.ws_url, mallory.token) as ws:
+        await ws.send({"type": "message", "session_id": session_id, "content": "hijack"})
+        error = await ws.recv()
+        assert error["error"]["code"] == "NOT_FOUND"
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 0})
+        error = await ws.recv()
+        assert error["error"]["code"] == "NOT_FOUND"
+        await ws.expect_silence()
+    # And Alice's history holds nothing Mallory sent.
+    history = (
+        await client.get(f"/api/session/{session_id}/messages", headers=alice.headers)
+    ).json()["messages"]
+    assert "hijack" not in [m["content"] for m in history]
+
+
+async def test_a_message_to_an_ended_session_is_refused(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        deleted = await client.delete(f"/api/session/{session_id}", headers=alice.headers)
+        assert deleted.json() == {"success": True, "message": "Session terminated"}
+        ended = await ws.recv()
+        assert ended["type"] == "session_ended" and ended["session_id"] == session_id
+        await ws.send({"type": "message", "session_id": session_id, "content": "still there?"})
+        error = await ws.recv()
+        assert error["error"]["code"] == "SESSION_ENDED"
+
+
+async def test_a_flood_of_bad_frames_closes_the_socket_with_4429(
+    live_server: LiveServer, alice: Account
+) -> None:
+    ws = await Socket.open(live_server.ws_url, alice.token)
+    for _ in range(40):
+        await ws.send("garbage")
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(100):
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    # The server is fine and serves the next client.
+    async with await Socket.open(live_server.ws_url, alice.token) as again:
+        await again.send({"type": "ping"})
+        assert (await again.recv())["type"] == "pong"
+
+
+@pytest.mark.parametrize("how", ["nothing", "bad bearer", "bad auth frame", "wrong first frame"])
+async def test_unauthenticated_sockets_are_closed_with_4401(
+    live_server: LiveServer, how: str
+) -> None:
+    token = "bst_not-a-real-token" if how == "bad bearer" else None
+    ws = await Socket.open(live_server.ws_url, token)
+    if how == "bad auth frame":
+        await ws.send({"type": "auth", "token": "bst_forged"})
+    elif how == "wrong first frame":
+        await ws.send({"type": "message", "session_id": "x", "content": "hi"})
+    elif how == "nothing":
+        ws.connection.close_timeout = 1
+        await ws.send("not an auth frame")
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv(timeout=15)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_an_auth_frame_authenticates(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url) as ws:
+        await ws.send({"type": "auth", "token": alice.token})
+        assert (await ws.recv())["type"] == "auth_ok"
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 0})
+        assert (await ws.recv())["content"] == "Hello! Say something."
+
+
+async def test_a_revoked_login_session_stops_working_on_an_open_socket(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await live_server.app.state.services.login_sessions.revoke(alice.token)
+        await ws.send({"type": "message", "session_id": session_id, "content": "hi"})
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_typing_reaches_the_other_sockets_only(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    async with (
+        await Socket.open(live_server.ws_url, alice.token) as first,
+        await Socket.open(live_server.ws_url, alice.token) as second,
+    ):
+        await second.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await second.send({"type": "ping"})
+        assert (await second.recv())["type"] == "pong"
+        await first.send({"type": "typing", "session_id": session_id})
+        typing = await second.recv()
+        assert typing == {"type": "typing", "session_id": session_id, "sender": "user"}
+        await first.expect_silence()

@@ -1,0 +1,3 @@
+TALK "fine"
+IF x = 1 THEN
+  TALK "never closed"

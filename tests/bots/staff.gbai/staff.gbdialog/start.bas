@@ -1,0 +1,1 @@
+TALK "Staff only."
