@@ -15,7 +15,12 @@ from joserfc import jwt
 from botserver.clock import FrozenClock
 from botserver.services.container import Services
 from tests.conftest import MakeAccount
-from tests.support.signin import callback_url, sign_in, start_sign_in
+from tests.support.signin import (
+    callback_url,
+    cheap_password_hashing,  # noqa: F401 - autouse fixture
+    sign_in,
+    start_sign_in,
+)
 
 PASSWORD = "correct horse battery staple"
 ORIGIN = "http://testserver"

@@ -9,8 +9,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
+
+from botserver.services import passwords
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at a test-only cost: the production cost takes ~0.35 s a hash here.
+
+    Import this fixture into a test module to apply it there.
+    """
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
+
 
 _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 _SEALED_REQUEST = re.compile(r'name="request" value="([^"]*)"')
