@@ -12,6 +12,7 @@ import pytest
 from botserver.services.container import Services
 from tests.conftest import MakeAccount
 from tests.support.scim import add_user, get_user, scim_server
+from tests.support.signin import cheap_password_hashing  # noqa: F401 - autouse fixture
 
 SCIM_TOKEN = "scim-test-token"
 
