@@ -146,6 +146,8 @@ class TestExternalDirectory:
             assert (await http.get(str(callback))).status_code == 302
             bob = await use_session(http, base_url)
             assert bob["username"] == "bob" and bob["roles"] == ["user"]
+            embedded = await http.get("/directory/.well-known/openid-configuration")
+            assert embedded.status_code == 404
 
     async def test_expired_id_token_is_refused(
         self, base_url: str, idp: OidcProviderProcess, clock: FrozenClock

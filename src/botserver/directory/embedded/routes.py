@@ -17,13 +17,23 @@ from string import Template
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from botserver.api.deps import ServicesDep
 from botserver.directory.embedded.provider import LoginRefused, TokenError
+from botserver.errors import ApiError
 
-router = APIRouter(prefix="/directory", include_in_schema=False)
+
+async def _embedded_only(services: ServicesDep) -> None:
+    # With an external issuer configured the embedded provider signs no one in.
+    if not services.settings.embedded_directory:
+        raise ApiError.not_found("Embedded directory")
+
+
+router = APIRouter(
+    prefix="/directory", include_in_schema=False, dependencies=[Depends(_embedded_only)]
+)
 
 _TEMPLATE = Template((Path(__file__).parent / "templates" / "login.html").read_text())
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
