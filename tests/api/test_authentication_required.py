@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import LiveServer
+from tests.support.signin import cheap_password_hashing  # noqa: F401 - autouse fixture
 
 PUBLIC = {("GET", "/health"), ("GET", "/auth/login"), ("GET", "/auth/callback")}
 # Not in the OpenAPI document on purpose: the API's own description, and the embedded
