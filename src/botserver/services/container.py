@@ -17,9 +17,11 @@ from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
 from botserver.services.bots import BotService
 from botserver.services.conversations import ConversationService
+from botserver.services.groups import GroupService
 from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.profiles import ProfileService
+from botserver.services.ratelimit import RateLimiter
 from botserver.services.signin import SignInService
 from botserver.services.users import UserService
 from botserver.storage.db import Database
@@ -35,6 +37,8 @@ class Services:
     users: UserService
     bots: BotService
     conversations: ConversationService
+    groups: GroupService
+    rate_limiter: RateLimiter
     metrics: Metrics
     # Sign-in: the embedded provider is mounted even with an external issuer (it serves
     # no one then); `oidc.transport` can be swapped to route the issuer in-process.
@@ -43,6 +47,7 @@ class Services:
     signin: SignInService
     profiles: ProfileService
     started_monotonic: float = field(default_factory=monotonic)
+    socket_counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -51,6 +56,7 @@ class Services:
         metrics = Metrics()
         bus = MemoryBus()
         bots = BotService(db, clock, settings.bots_dir)
+        groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
             clock,
@@ -60,6 +66,7 @@ class Services:
             DialogRuntime(db, clock),
             metrics,
             idle_minutes=settings.session_idle_minutes,
+            group_names=groups.group_names_for,
         )
         login_sessions = LoginSessionService(db, clock, settings)
         oidc = OidcClient(ClientConfig.from_settings(settings), clock)
@@ -73,6 +80,8 @@ class Services:
             users=UserService(db, clock),
             bots=bots,
             conversations=conversations,
+            groups=groups,
+            rate_limiter=RateLimiter(settings, clock, metrics),
             metrics=metrics,
             directory=EmbeddedProvider(db, clock, settings, SigningKeys(db, clock)),
             oidc=oidc,
@@ -87,4 +96,5 @@ class Services:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.rate_limiter.close()
         await self.db.dispose()
