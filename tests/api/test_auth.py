@@ -295,6 +295,10 @@ async def test_cookie_post_with_wrong_csrf_token_is_refused(
 
     assert response.status_code == 403
     assert "CSRF" in response.json()["error"]["message"]
+    non_ascii = await browser.post(
+        "/auth/logout", headers={"Origin": ORIGIN, "X-CSRF-Token": "caf\u00e9".encode("latin-1")}
+    )
+    assert non_ascii.status_code == 403
 
 
 async def test_cookie_from_another_origin_is_refused(

@@ -65,9 +65,10 @@ def check_csrf(request: Request, services: Services, principal: Principal) -> No
         origin not in allowed_origins(services) and origin != _same_host_origin(request)
     ):
         raise ApiError.forbidden("This request's origin is not allowed to use the session cookie.")
-    expected = services.login_sessions.csrf_token(principal.login_session_id)
-    header = request.headers.get(CSRF_HEADER, "")
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    expected = services.login_sessions.csrf_token(principal.login_session_id).encode()
+    # Bytes, not str: compare_digest refuses non-ASCII text, which a client may send.
+    header = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape")
+    cookie = request.cookies.get(CSRF_COOKIE, "").encode("utf-8", "surrogateescape")
     if not (
         header and hmac.compare_digest(header, cookie) and hmac.compare_digest(header, expected)
     ):

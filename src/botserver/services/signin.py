@@ -27,6 +27,7 @@ from botserver.services.login_sessions import IssuedLogin, LoginSessionService
 from botserver.services.principal import ADMIN_ROLE
 from botserver.storage.db import Database
 from botserver.storage.models import AuthState, User, new_id
+from botserver.storage.unit import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class SignInService:
             user.updated_at = now
         return user
 
-    async def _free_username(self, uow: Any, claims: dict[str, Any], subject: str) -> str:
+    async def _free_username(self, uow: UnitOfWork, claims: dict[str, Any], subject: str) -> str:
         wanted = str(claims.get("preferred_username") or claims.get("email") or subject)[:140]
         candidate = wanted
         while await uow.users.by_username(candidate) is not None:

@@ -16,7 +16,7 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +32,7 @@ from botserver.errors import ApiError
 from botserver.services.passwords import verify_password
 from botserver.storage.db import Database
 from botserver.storage.models import AccessToken, AuthorizationCode, User
+from botserver.storage.unit import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class EmbeddedProvider:
         assert user is not None
         return user
 
-    async def _count_failure(self, uow: Any, user: User, ip: str | None) -> LoginRefused:
+    async def _count_failure(self, uow: UnitOfWork, user: User, ip: str | None) -> LoginRefused:
         settings = self.settings
         now = self.clock.now()
         # A lock that ran out starts a fresh count.
@@ -364,7 +365,9 @@ class EmbeddedProvider:
             "id_token": id_token,
         }
 
-    async def sign_id_token(self, user: User, nonce: str | None, auth_time: Any = None) -> str:
+    async def sign_id_token(
+        self, user: User, nonce: str | None, auth_time: datetime | None = None
+    ) -> str:
         key = await self.keys.active()
         now = int(self.clock.timestamp())
         claims: dict[str, Any] = {
