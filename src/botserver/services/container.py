@@ -40,8 +40,8 @@ class Services:
     groups: GroupService
     rate_limiter: RateLimiter
     metrics: Metrics
-    # Sign-in: the embedded provider is mounted even with an external issuer (it serves
-    # no one then); `oidc.transport` can be swapped to route the issuer in-process.
+    # Sign-in. The embedded provider's routes answer 404 while an external issuer is
+    # configured; tests swap `oidc.transport` to reach the issuer in process.
     directory: EmbeddedProvider
     oidc: OidcClient
     signin: SignInService
