@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Protocol
 
 from botserver.clock import Clock
-from botserver.engine.basic import BasicError, DialogChanged, Limits, Program, run_turn
+from botserver.engine.basic import (
+    BasicError,
+    DialogChanged,
+    HostProblem,
+    Limits,
+    Program,
+    run_turn,
+)
+from botserver.engine.llm import LlmClient, LlmError, LlmSettings
 from botserver.engine.packages import BotPackage
 from botserver.storage.db import Database
 
@@ -36,6 +46,14 @@ class Outbox(Protocol):
 
     async def flush(self) -> None: ...
 
+    async def stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        """Send what is buffered, then ``chunks`` live as one message; store it whole.
+
+        Returns the text stored. If ``chunks`` fails midway, what arrived is
+        stored and announced as complete before the error propagates.
+        """
+        ...
+
 
 class SessionHost:
     """What a script can reach: its session's messages, memories and context."""
@@ -50,6 +68,7 @@ class SessionHost:
         user_id: str,
         session_id: str,
         max_wait: float,
+        config: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -58,6 +77,7 @@ class SessionHost:
         self.user_id = user_id
         self.session_id = session_id
         self.max_wait = max_wait
+        self.config = config or {}
 
     async def talk(self, content: str, suggestions: list[str]) -> None:
         await self.outbox.talk(content, list(suggestions))
@@ -92,6 +112,29 @@ class SessionHost:
     def now(self) -> datetime:
         return self.clock.now()
 
+    async def llm(self, prompt: str) -> str:
+        try:
+            return await self._llm_client().complete(prompt)
+        except LlmError as exc:
+            raise HostProblem(str(exc)) from None
+
+    async def llm_stream(self, prompt: str) -> AsyncIterator[str]:
+        try:
+            async with aclosing(self._llm_client().stream(prompt)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except LlmError as exc:
+            raise HostProblem(str(exc)) from None
+
+    async def talk_stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        return await self.outbox.stream(chunks, list(suggestions))
+
+    def _llm_client(self) -> LlmClient:
+        # Read on use, so a bot whose LLM rows are wrong fails only where it calls LLM.
+        # TODO: share one connection pool per bot once the services container can
+        # close it on shutdown; a client per call costs little next to a model's answer.
+        return LlmClient(LlmSettings.from_config(self.config))
+
 
 class DialogRuntime:
     def __init__(
@@ -125,6 +168,7 @@ class DialogRuntime:
             user_id=user_id,
             session_id=session_id,
             max_wait=self.max_wait,
+            config=package.config,
         )
         dialog, state = saved if saved else (package.entry_dialog, None)
         program = package.dialogs.get(dialog)
