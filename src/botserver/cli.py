@@ -20,9 +20,11 @@ app = typer.Typer(help="botserver: hosts General Bots conversational bots.", no_
 users_app = typer.Typer(help="Manage local user accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue and revoke login-session tokens.", no_args_is_help=True)
 bots_app = typer.Typer(help="Inspect bot packages.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the embedded directory's signing keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(bots_app, name="bots")
+app.add_typer(keys_app, name="keys")
 
 
 def _settings() -> Settings:
@@ -214,6 +216,27 @@ async def _tell_server(services: Services, url: str) -> str:
         return f"No server answered at {url}; it will load the packages when it starts."
     finally:
         await services.login_sessions.revoke(issued.token)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Sign new ID tokens with a fresh key; older keys stay published until retired."""
+
+    async def work(services: Services) -> str:
+        return await services.directory.keys.rotate()
+
+    typer.echo(f"New signing key {_run(work)} is active.")
+
+
+@keys_app.command("retire")
+def keys_retire() -> None:
+    """Stop publishing the keys that no longer sign (after their ID tokens have expired)."""
+
+    async def work(services: Services) -> list[str]:
+        return await services.directory.keys.retire_inactive()
+
+    retired = _run(work)
+    typer.echo(f"Retired {len(retired)} signing key(s).")
 
 
 def main() -> None:

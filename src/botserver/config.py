@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     oidc_admin_role: str = "admin"
     scim_url: str | None = None
     scim_token: str | None = None
+    # Embedded directory: slow down after repeated wrong passwords, then lock.
+    login_slowdown_after: int = 3
+    login_lockout_after: int = 5
+    login_lockout_minutes: float = 15.0
 
     # Rate limits in the `limits` notation.
     rate_limit_public: str = "60/hour"

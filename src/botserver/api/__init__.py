@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from botserver.api import admin, auth, batch, bots, groups, health, sessions, ws
+from botserver.api import admin, auth, batch, bots, groups, health, sessions, users, ws
+from botserver.directory.embedded import routes as directory_routes
 
 router = APIRouter()
 router.include_router(health.router)
@@ -13,3 +14,5 @@ router.include_router(ws.router)
 router.include_router(groups.router)
 router.include_router(admin.router)
 router.include_router(batch.router)
+router.include_router(users.router)
+router.include_router(directory_routes.router)

@@ -65,15 +65,25 @@ def check_csrf(request: Request, services: Services, principal: Principal) -> No
         origin not in allowed_origins(services) and origin != _same_host_origin(request)
     ):
         raise ApiError.forbidden("This request's origin is not allowed to use the session cookie.")
-    expected = services.login_sessions.csrf_token(principal.login_session_id)
-    header = request.headers.get(CSRF_HEADER, "")
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    expected = services.login_sessions.csrf_token(principal.login_session_id).encode()
+    # Bytes, not str: compare_digest refuses non-ASCII text, which a client may send.
+    header = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape")
+    cookie = request.cookies.get(CSRF_COOKIE, "").encode("utf-8", "surrogateescape")
     if not (
         header and hmac.compare_digest(header, cookie) and hmac.compare_digest(header, expected)
     ):
         raise ApiError.forbidden(
             "A valid CSRF token is required: echo the botserver_csrf cookie in X-CSRF-Token."
         )
+
+
+def presented_token(request: Request) -> str | None:
+    """The login-session token this request authenticates with: bearer first, then cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
 
 
 async def optional_principal(

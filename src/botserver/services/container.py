@@ -9,6 +9,10 @@ from botserver.bus import Bus
 from botserver.bus.memory import MemoryBus
 from botserver.clock import Clock
 from botserver.config import Settings
+from botserver.directory.embedded.keys import SigningKeys
+from botserver.directory.embedded.provider import EmbeddedProvider
+from botserver.directory.oidc import ClientConfig, OidcClient
+from botserver.directory.scim import ScimDirectory
 from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
 from botserver.services.bots import BotService
@@ -16,7 +20,9 @@ from botserver.services.conversations import ConversationService
 from botserver.services.groups import GroupService
 from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
+from botserver.services.profiles import ProfileService
 from botserver.services.ratelimit import RateLimiter
+from botserver.services.signin import SignInService
 from botserver.services.users import UserService
 from botserver.storage.db import Database
 
@@ -34,6 +40,12 @@ class Services:
     groups: GroupService
     rate_limiter: RateLimiter
     metrics: Metrics
+    # Sign-in. The embedded provider's routes answer 404 while an external issuer is
+    # configured; tests swap `oidc.transport` to reach the issuer in process.
+    directory: EmbeddedProvider
+    oidc: OidcClient
+    signin: SignInService
+    profiles: ProfileService
     started_monotonic: float = field(default_factory=monotonic)
     socket_counts: dict[str, int] = field(default_factory=dict)
 
@@ -57,18 +69,25 @@ class Services:
             idle_minutes=settings.session_idle_minutes,
             group_names=groups.group_names_for,
         )
+        login_sessions = LoginSessionService(db, clock, settings)
+        oidc = OidcClient(ClientConfig.from_settings(settings), clock)
+        scim = ScimDirectory(settings.scim_url, settings.scim_token) if settings.scim_url else None
         return cls(
             settings=settings,
             clock=clock,
             db=db,
             bus=bus,
-            login_sessions=LoginSessionService(db, clock, settings),
+            login_sessions=login_sessions,
             users=UserService(db, clock),
             bots=bots,
             conversations=conversations,
             groups=groups,
             rate_limiter=RateLimiter(settings, clock, metrics),
             metrics=metrics,
+            directory=EmbeddedProvider(db, clock, settings, SigningKeys(db, clock)),
+            oidc=oidc,
+            signin=SignInService(db, clock, settings, oidc, login_sessions),
+            profiles=ProfileService(db, clock, settings, scim),
         )
 
     async def start(self) -> None:

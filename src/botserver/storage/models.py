@@ -247,3 +247,4 @@ class AccessToken(Base):
     scope: Mapped[str] = mapped_column(String(500))
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    code_hash: Mapped[str | None] = mapped_column(String(64), index=True)

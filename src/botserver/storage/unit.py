@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botserver.storage.repos.audit import AuditRepo
 from botserver.storage.repos.bots import BotRepo
 from botserver.storage.repos.conversations import ConversationRepo
+from botserver.storage.repos.directory import DirectoryRepo
 from botserver.storage.repos.groups import GroupRepo
 from botserver.storage.repos.login_sessions import LoginSessionRepo
 from botserver.storage.repos.memories import MemoryRepo
@@ -37,6 +38,10 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepo:
         return AuditRepo(self.session)
+
+    @cached_property
+    def directory(self) -> DirectoryRepo:
+        return DirectoryRepo(self.session)
 
     @cached_property
     def conversations(self) -> ConversationRepo:

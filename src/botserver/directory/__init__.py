@@ -1,0 +1,1 @@
+"""Directories: the OpenID Connect client, the embedded provider and SCIM writes."""

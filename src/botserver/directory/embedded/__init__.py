@@ -1,0 +1,1 @@
+"""The OpenID provider built into botserver, mounted at `/directory`."""
