@@ -7,13 +7,14 @@ from time import monotonic
 
 from botserver.bus import Bus
 from botserver.bus.memory import MemoryBus
+from botserver.bus.redis import RedisBus
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
 from botserver.services.bots import BotService
 from botserver.services.conversations import ConversationService
-from botserver.services.locks import LocalSessionLocks
+from botserver.services.locks import AdvisorySessionLocks, LocalSessionLocks, SessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.users import UserService
 from botserver.storage.db import Database
@@ -30,6 +31,7 @@ class Services:
     bots: BotService
     conversations: ConversationService
     metrics: Metrics
+    locks: SessionLocks
     started_monotonic: float = field(default_factory=monotonic)
 
     @classmethod
@@ -37,13 +39,18 @@ class Services:
         clock = clock or Clock()
         db = Database(settings.database_url)
         metrics = Metrics()
-        bus = MemoryBus()
-        bots = BotService(db, clock, settings.bots_dir)
+        # Many instances share Redis for events and PostgreSQL for ordering;
+        # one instance on SQLite needs neither.
+        bus: Bus = RedisBus(settings.redis_url) if settings.redis_url else MemoryBus()
+        locks: SessionLocks = (
+            LocalSessionLocks() if db.is_sqlite else AdvisorySessionLocks(settings.database_url)
+        )
+        bots = BotService(db, clock, settings.bots_dir, bus)
         conversations = ConversationService(
             db,
             clock,
             bus,
-            LocalSessionLocks(),
+            locks,
             bots,
             DialogRuntime(db, clock),
             metrics,
@@ -59,13 +66,25 @@ class Services:
             bots=bots,
             conversations=conversations,
             metrics=metrics,
+            locks=locks,
         )
+
+    @property
+    def redis_healthy(self) -> bool | None:
+        """None without Redis; otherwise whether events reach the other instances now."""
+        if isinstance(self.bus, RedisBus):
+            return self.bus.healthy
+        return None
 
     async def start(self) -> None:
         await self.db.migrate()
         await self.bus.start()
-        await self.bots.reload()
+        await self.bots.reload(announce=False)
+        self.bots.follow_reloads()
 
     async def close(self) -> None:
+        self.bots.stop_following()
         await self.bus.close()
+        if isinstance(self.locks, AdvisorySessionLocks):
+            await self.locks.close()
         await self.db.dispose()

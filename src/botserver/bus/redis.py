@@ -1,0 +1,265 @@
+"""The Redis bus: the same events as the in-process bus, carried between instances.
+
+Design notes:
+
+- One pub/sub connection per instance. Sockets subscribe to channels locally;
+  the bus keeps a reference count per channel (its list of handlers) and
+  subscribes in Redis only to channels somebody on this instance listens to.
+  A single task owns that connection: it reads messages and calls handlers
+  in the order Redis delivered them, on the event loop, and it brings the
+  Redis subscriptions in line with the local ones whenever they change.
+- Publishing delivers to this instance's handlers directly, then sends the
+  event to Redis tagged with this instance's id; the reader skips its own
+  events. So local sockets see each event exactly once whether or not Redis
+  answers, and a single instance keeps working while Redis is down.
+- When Redis is down, a publish logs a warning and returns: the message is
+  already stored, and a client on another instance fills the gap with
+  `resume` (sequence numbers show it). The reader reconnects by itself with
+  a capped back-off and subscribes again to every channel still in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import defaultdict
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from botserver.bus import Event, Handler
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "botserver:"
+CONTROL_CHANNEL = PREFIX + "bus"  # always subscribed, so the connection has something to read
+MIN_BACKOFF = 0.1
+MAX_BACKOFF = 2.0
+READY_WAIT = 1.0
+
+
+class _RedisSubscription:
+    def __init__(self, bus: RedisBus, channel: str, handler: Handler) -> None:
+        self._bus = bus
+        self._channel = channel
+        self._handler = handler
+
+    def close(self) -> None:
+        self._bus._remove(self._channel, self._handler)
+
+    async def ready(self) -> None:
+        """Wait (briefly) until Redis confirms the channel, so no remote event slips by."""
+        await self._bus._wait_subscribed(self._channel)
+
+
+class RedisBus:
+    def __init__(self, url: str, *, instance_id: str | None = None) -> None:
+        self.instance_id = instance_id or secrets.token_hex(8)
+        self._url = url
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._confirmed: set[str] = set()  # channels Redis confirmed on the current connection
+        self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._down = False  # the reader failed and has not reconnected yet
+        self._publish_failing = False
+        self._publisher = self._client()
+
+    def _client(self) -> Redis:
+        # No hidden retries: a failure surfaces at once and the reader decides.
+        return Redis.from_url(
+            self._url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+
+    @property
+    def healthy(self) -> bool:
+        """True while the pub/sub connection is up and publishing works."""
+        return self._connected and not self._publish_failing
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the connection task and give it a moment; Redis being down is not fatal."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="redis-bus")
+        for _ in range(40):
+            if self._connected or self._down:
+                return
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self._handlers.clear()
+        self._wake_waiters(all_channels=True)
+        with contextlib.suppress(Exception):
+            await self._publisher.aclose()
+
+    # -- publish and subscribe ----------------------------------------------
+
+    async def publish(self, channel: str, event: Event) -> None:
+        self._deliver(channel, event)
+        if self._down:
+            return  # known to be unreachable: do not make the pipeline wait for a timeout
+        payload = json.dumps({"origin": self.instance_id, "event": event}, separators=(",", ":"))
+        try:
+            await self._publisher.publish(PREFIX + channel, payload)
+        except (RedisError, OSError) as exc:
+            if not self._publish_failing:
+                logger.warning(
+                    "Could not publish on Redis (%s); other instances miss events until it "
+                    "returns, and their clients catch up with resume.",
+                    type(exc).__name__,
+                )
+            self._publish_failing = True
+            return
+        if self._publish_failing:
+            logger.info("Publishing on Redis works again.")
+            self._publish_failing = False
+
+    def subscribe(self, channel: str, handler: Handler) -> _RedisSubscription:
+        handlers = self._handlers[channel]
+        handlers.append(handler)
+        if len(handlers) == 1:
+            self._changed.set()
+        return _RedisSubscription(self, channel, handler)
+
+    def _remove(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[channel]
+                self._changed.set()
+
+    async def _wait_subscribed(self, channel: str) -> None:
+        if not self._connected or channel in self._confirmed or channel not in self._handlers:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[channel].append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, READY_WAIT)
+
+    def _wake_waiters(self, channel: str | None = None, *, all_channels: bool = False) -> None:
+        channels = list(self._waiters) if all_channels else [channel] if channel else []
+        for name in channels:
+            for waiter in self._waiters.pop(name, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _deliver(self, channel: str, event: Event) -> None:
+        for handler in list(self._handlers.get(channel, ())):
+            try:
+                handler(event)
+            except Exception:
+                logger.exception("A bus handler for %s failed.", channel)
+
+    # -- the connection task ------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = MIN_BACKOFF
+        while True:
+            client = self._client()
+            pubsub = client.pubsub()
+            try:
+                await self._serve(pubsub)
+            except (RedisError, OSError) as exc:
+                if self._connected:
+                    logger.warning(
+                        "Lost the Redis pub/sub connection (%s); events from other instances "
+                        "stop until it returns. Reconnecting.",
+                        type(exc).__name__,
+                    )
+                else:
+                    logger.debug("Redis is still unavailable (%s).", type(exc).__name__)
+            finally:
+                was_connected = self._connected
+                self._connected = False
+                self._down = True
+                self._confirmed.clear()
+                self._wake_waiters(all_channels=True)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            backoff = MIN_BACKOFF if was_connected else min(backoff * 2, MAX_BACKOFF)
+            await asyncio.sleep(backoff)
+
+    async def _serve(self, pubsub: PubSub) -> None:
+        subscribed: set[str] = set()
+        await pubsub.subscribe(CONTROL_CHANNEL)
+        sync = asyncio.create_task(self._keep_in_sync(pubsub, subscribed))
+        try:
+            while True:
+                if sync.done():
+                    sync.result()  # re-raise a failed SUBSCRIBE
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._on_message(message)
+        finally:
+            sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sync
+
+    async def _keep_in_sync(self, pubsub: PubSub, subscribed: set[str]) -> None:
+        """Subscribe and unsubscribe in Redis whenever the local channels change."""
+        while True:
+            self._changed.clear()
+            wanted = set(self._handlers)
+            added, gone = wanted - subscribed, subscribed - wanted
+            if added:
+                await pubsub.subscribe(*(PREFIX + name for name in sorted(added)))
+            if gone:
+                await pubsub.unsubscribe(*(PREFIX + name for name in sorted(gone)))
+                self._confirmed.difference_update(gone)
+            subscribed.clear()
+            subscribed.update(wanted)
+            await self._changed.wait()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        channel = _text(message.get("channel"))
+        if kind == "subscribe":
+            if channel == CONTROL_CHANNEL:
+                if not self._connected:
+                    logger.info("Connected to Redis for events between instances.")
+                self._connected = True
+                self._down = False
+                self._publish_failing = False
+                return
+            name = channel.removeprefix(PREFIX)
+            self._confirmed.add(name)
+            self._wake_waiters(name)
+            return
+        if kind != "message" or not channel.startswith(PREFIX):
+            return
+        try:
+            payload = json.loads(message["data"])
+            origin, event = payload["origin"], payload["event"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("Ignored a malformed event on %s.", channel)
+            return
+        if origin == self.instance_id:
+            return  # delivered locally when it was published
+        self._deliver(channel.removeprefix(PREFIX), event)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value) if value is not None else ""
