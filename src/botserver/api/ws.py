@@ -148,14 +148,16 @@ class Connection:
     def _release(self, event: Event) -> None:
         kind = event.get("type")
         session_id = event.get("session_id", "")
-        if event.get("origin") == self.id:
-            return  # this socket's own user message (it got an ack) or typing
-        frame = {k: v for k, v in event.items() if k != "origin"}
+        own = event.get("origin") == self.id  # this socket's message (it got an ack) or typing
         if kind == "message":
             seq = int(event["seq"])
             if seq <= self.delivered.get(session_id, 0):
                 return
             self.delivered[session_id] = seq
+        if own:
+            return
+        frame = {k: v for k, v in event.items() if k != "origin"}
+        if kind == "message":
             frame["is_complete"] = True
         self.outbox.put_nowait(frame)
 
@@ -273,9 +275,9 @@ class Connection:
         await self.follow(session_id)
 
         async def acknowledge(message: dict[str, Any], duplicate: bool) -> None:
+            # `delivered` moves on when the message itself comes through the bus, after
+            # anything stored before it, so the ack cannot make earlier messages look old.
             seq = int(message["seq"])
-            if not duplicate:
-                self.delivered[session_id] = max(self.delivered.get(session_id, 0), seq)
             await self.send(
                 {
                     "type": "ack",

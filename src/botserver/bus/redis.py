@@ -8,14 +8,17 @@ Design notes:
   A single task owns that connection: it reads messages and calls handlers
   in the order Redis delivered them, on the event loop, and it brings the
   Redis subscriptions in line with the local ones whenever they change.
-- Publishing delivers to this instance's handlers directly, then sends the
-  event to Redis tagged with this instance's id; the reader skips its own
-  events. So local sockets see each event exactly once whether or not Redis
-  answers, and a single instance keeps working while Redis is down.
-- When Redis is down, a publish logs a warning and returns: the message is
-  already stored, and a client on another instance fills the gap with
-  `resume` (sequence numbers show it). The reader reconnects by itself with
-  a capped back-off and subscribes again to every channel still in use.
+- Every event, also one for this instance's own sockets, travels through
+  Redis while the connection is up. Redis hands events to subscribers in
+  the order it received the PUBLISH commands, and a turn publishes before
+  it releases the session lock, so all sockets of a session see its
+  messages in `seq` order, whichever instances produced them.
+- While Redis is down (the reader lost its connection, or a PUBLISH fails),
+  events go straight to this instance's handlers, so a single instance keeps
+  working. The message is already stored; a client on another instance
+  fills the gap with `resume` (sequence numbers show it). A publish logs a
+  warning instead of failing the pipeline. The reader reconnects by itself
+  with a capped back-off and subscribes again to every channel in use.
 """
 
 from __future__ import annotations
@@ -113,9 +116,11 @@ class RedisBus:
     # -- publish and subscribe ----------------------------------------------
 
     async def publish(self, channel: str, event: Event) -> None:
-        self._deliver(channel, event)
         if self._down:
-            return  # known to be unreachable: do not make the pipeline wait for a timeout
+            # Known to be unreachable: do not make the pipeline wait for a timeout.
+            self._deliver(channel, event)
+            return
+        through_redis = self._connected
         payload = json.dumps({"origin": self.instance_id, "event": event}, separators=(",", ":"))
         try:
             await self._publisher.publish(PREFIX + channel, payload)
@@ -127,10 +132,13 @@ class RedisBus:
                     type(exc).__name__,
                 )
             self._publish_failing = True
-            return
-        if self._publish_failing:
-            logger.info("Publishing on Redis works again.")
+            through_redis = False
+        else:
+            if self._publish_failing:
+                logger.info("Publishing on Redis works again.")
             self._publish_failing = False
+        if not through_redis:
+            self._deliver(channel, event)
 
     def subscribe(self, channel: str, handler: Handler) -> _RedisSubscription:
         handlers = self._handlers[channel]
@@ -249,13 +257,10 @@ class RedisBus:
         if kind != "message" or not channel.startswith(PREFIX):
             return
         try:
-            payload = json.loads(message["data"])
-            origin, event = payload["origin"], payload["event"]
+            event = json.loads(message["data"])["event"]
         except (ValueError, KeyError, TypeError):
             logger.warning("Ignored a malformed event on %s.", channel)
             return
-        if origin == self.instance_id:
-            return  # delivered locally when it was published
         self._deliver(channel.removeprefix(PREFIX), event)
 
 
