@@ -38,6 +38,7 @@ class BotService:
         self.bus = bus
         self.instance_id = secrets.token_hex(8)
         self._packages: dict[str, BotPackage] = {}  # by bot name
+        self._rows: dict[str, Bot] = {}  # by bot id, as of the last reload
         self._reload_lock = asyncio.Lock()
         self._subscription: Subscription | None = None
         self._pending: set[asyncio.Task[list[Bot]]] = set()
@@ -101,6 +102,7 @@ class BotService:
                     gone.error = "The package is no longer in the bots folder."
                 bots = await uow.bots.all()
             self._packages = {package.name: package for package in packages}
+            self._rows = {bot.id: bot for bot in bots}
         logger.info(
             "Loaded %d bot package(s), %d online.",
             len(packages),
@@ -113,8 +115,12 @@ class BotService:
             return await uow.bots.all()
 
     async def get(self, bot_id: str) -> Bot | None:
-        async with self.db.unit() as uow:
-            return await uow.bots.get(bot_id)
+        """A bot row; bots change only on reload, so this is served from memory."""
+        bot = self._rows.get(bot_id)
+        if bot is None:
+            async with self.db.unit() as uow:
+                bot = await uow.bots.get(bot_id)
+        return bot
 
     def package(self, name: str) -> BotPackage | None:
         return self._packages.get(name)
