@@ -71,6 +71,7 @@ class RedisBus:
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._connected = False
         self._down = False  # the reader failed and has not reconnected yet
         self._publish_failing = False
@@ -103,10 +104,13 @@ class RedisBus:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
+            # redis-py may turn a cancelled read into a connection error, so the
+            # loop also watches `_closing`; the timeout is a last resort.
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await asyncio.wait_for(self._task, 5)
             self._task = None
         self._handlers.clear()
         self._wake_waiters(all_channels=True)
@@ -181,7 +185,7 @@ class RedisBus:
 
     async def _run(self) -> None:
         backoff = MIN_BACKOFF
-        while True:
+        while not self._closing:
             client = self._client()
             pubsub = client.pubsub()
             try:
@@ -205,28 +209,36 @@ class RedisBus:
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
+            if self._closing:
+                return
             backoff = MIN_BACKOFF if was_connected else min(backoff * 2, MAX_BACKOFF)
             await asyncio.sleep(backoff)
 
     async def _serve(self, pubsub: PubSub) -> None:
+        # redis-py can swallow a cancellation inside a read or a send, so both loops
+        # below also stop on flags instead of trusting `Task.cancel` alone.
+        serving = [True]
         subscribed: set[str] = set()
         await pubsub.subscribe(CONTROL_CHANNEL)
-        sync = asyncio.create_task(self._keep_in_sync(pubsub, subscribed))
+        sync = asyncio.create_task(self._keep_in_sync(pubsub, subscribed, serving))
         try:
-            while True:
+            while not self._closing:
                 if sync.done():
                     sync.result()  # re-raise a failed SUBSCRIBE
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._on_message(message)
         finally:
+            serving[0] = False
+            self._changed.set()
             sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sync
+            await asyncio.wait([sync], timeout=1)
 
-    async def _keep_in_sync(self, pubsub: PubSub, subscribed: set[str]) -> None:
+    async def _keep_in_sync(
+        self, pubsub: PubSub, subscribed: set[str], serving: list[bool]
+    ) -> None:
         """Subscribe and unsubscribe in Redis whenever the local channels change."""
-        while True:
+        while serving[0] and not self._closing:
             self._changed.clear()
             wanted = set(self._handlers)
             added, gone = wanted - subscribed, subscribed - wanted
