@@ -165,7 +165,9 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
 
-async def start_live_server(application: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+async def start_live_server(
+    application: FastAPI, **options: Any
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve an app on a free loopback port from this event loop."""
     port = find_free_port()
     config = uvicorn.Config(
@@ -175,6 +177,7 @@ async def start_live_server(application: FastAPI) -> tuple[uvicorn.Server, async
         log_config=None,
         lifespan="off",
         ws="websockets-sansio",
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

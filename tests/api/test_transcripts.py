@@ -72,9 +72,7 @@ async def test_default_bot_transcript(client: httpx.AsyncClient, ann: Account) -
     assert greeting == ["bot: Welcome back, Ann!", "bot: What would you like to do, Ann?"]
 
 
-async def test_default_bot_menu_offers_suggestions(
-    client: httpx.AsyncClient, ann: Account
-) -> None:
+async def test_default_bot_menu_offers_suggestions(client: httpx.AsyncClient, ann: Account) -> None:
     session_id, _ = await start(client, ann, "default")
     (menu,) = [r for r in await say(client, ann, session_id, "Ann") if r["suggestions"]]
     assert menu["suggestions"] == ["Tell me a joke", "What time is it?", "Change my name", "Bye"]
@@ -188,6 +186,4 @@ async def test_a_script_edited_while_a_dialog_waits_restarts_it_cleanly(
 
     replies = [r["content"] for r in await say(client, ann, session_id, "42")]
     assert replies == ["This conversation was updated, so we are starting over.", "Pick a colour."]
-    assert [r["content"] for r in await say(client, ann, session_id, "blue")] == [
-        "You like blue."
-    ]
+    assert [r["content"] for r in await say(client, ann, session_id, "blue")] == ["You like blue."]

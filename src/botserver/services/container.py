@@ -33,6 +33,7 @@ class Services:
     metrics: Metrics
     locks: SessionLocks
     started_monotonic: float = field(default_factory=monotonic)
+    socket_counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
