@@ -75,15 +75,17 @@ class RedisBus:
         self._connected = False
         self._down = False  # the reader failed and has not reconnected yet
         self._publish_failing = False
-        self._publisher = self._client()
+        # One retry: after Redis restarts, the first command on a pooled connection
+        # finds it dead and must go again on a fresh one.
+        self._publisher = self._client(retries=1)
 
-    def _client(self) -> Redis:
-        # No hidden retries: a failure surfaces at once and the reader decides.
+    def _client(self, retries: int = 0) -> Redis:
+        # Otherwise no hidden retries: a failure surfaces at once and the reader decides.
         return Redis.from_url(
             self._url,
             socket_connect_timeout=2,
             socket_timeout=5,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), retries),
             health_check_interval=0,
         )
 
@@ -218,8 +220,10 @@ class RedisBus:
         # redis-py can swallow a cancellation inside a read or a send, so both loops
         # below also stop on flags instead of trusting `Task.cancel` alone.
         serving = [True]
-        subscribed: set[str] = set()
-        await pubsub.subscribe(CONTROL_CHANNEL)
+        # Everything in use, in one command; Redis confirms in order, so when the
+        # control channel (last) is confirmed, the instance hears every channel again.
+        subscribed = set(self._handlers)
+        await pubsub.subscribe(*(PREFIX + name for name in sorted(subscribed)), CONTROL_CHANNEL)
         sync = asyncio.create_task(self._keep_in_sync(pubsub, subscribed, serving))
         try:
             while not self._closing:
