@@ -14,8 +14,10 @@ from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
 from botserver.services.bots import BotService
 from botserver.services.conversations import ConversationService
+from botserver.services.groups import GroupService
 from botserver.services.locks import AdvisorySessionLocks, LocalSessionLocks, SessionLocks
 from botserver.services.login_sessions import LoginSessionService
+from botserver.services.ratelimit import RateLimiter
 from botserver.services.users import UserService
 from botserver.storage.db import Database
 
@@ -30,6 +32,8 @@ class Services:
     users: UserService
     bots: BotService
     conversations: ConversationService
+    groups: GroupService
+    rate_limiter: RateLimiter
     metrics: Metrics
     locks: SessionLocks
     started_monotonic: float = field(default_factory=monotonic)
@@ -47,6 +51,7 @@ class Services:
             LocalSessionLocks() if db.is_sqlite else AdvisorySessionLocks(settings.database_url)
         )
         bots = BotService(db, clock, settings.bots_dir, bus)
+        groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
             clock,
@@ -56,6 +61,7 @@ class Services:
             DialogRuntime(db, clock),
             metrics,
             idle_minutes=settings.session_idle_minutes,
+            group_names=groups.group_names_for,
         )
         return cls(
             settings=settings,
@@ -66,6 +72,8 @@ class Services:
             users=UserService(db, clock),
             bots=bots,
             conversations=conversations,
+            groups=groups,
+            rate_limiter=RateLimiter(settings, clock, metrics),
             metrics=metrics,
             locks=locks,
         )
@@ -88,4 +96,5 @@ class Services:
         await self.bus.close()
         if isinstance(self.locks, AdvisorySessionLocks):
             await self.locks.close()
+        await self.rate_limiter.close()
         await self.db.dispose()
