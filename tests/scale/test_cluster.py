@@ -207,3 +207,28 @@ async def talk_to_new_bot(instance: Instance, headers: dict[str, str]) -> list[s
             return [reply["content"] for reply in response.json()["replies"]]
         await asyncio.sleep(0.1)
     raise AssertionError(f"{instance.url} never ran the reloaded bot")
+
+
+async def test_both_instances_spend_one_rate_budget(deployment: Deployment) -> None:
+    # Anonymous requests spend the public budget of this client address (60 an hour).
+    async with (
+        httpx.AsyncClient(base_url=deployment.a.url) as on_a,
+        httpx.AsyncClient(base_url=deployment.b.url) as on_b,
+    ):
+        for _ in range(2):  # a second go only if the first crossed a window boundary
+            first = await on_a.get("/api/bots")
+            remaining = int(first.headers["X-RateLimit-Remaining"])
+            answers = [first]
+            for n in range(remaining + 1):
+                answers.append(await (on_b if n % 2 == 0 else on_a).get("/api/bots"))
+            if len({r.headers["X-RateLimit-Reset"] for r in answers}) == 1:
+                break
+        assert [r.status_code for r in answers[:-1]] == [401] * (remaining + 1)
+        assert [int(r.headers["X-RateLimit-Remaining"]) for r in answers[:-1]] == list(
+            range(remaining, -1, -1)
+        )
+        refused = answers[-1]
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "RATE_LIMITED"
+        # Spent on both: A refuses as well.
+        assert (await on_a.get("/api/bots")).status_code == 429

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -42,6 +43,7 @@ def own_redis() -> Iterator[RedisServer]:
 class Node:
     app: FastAPI
     port: int
+    admin_token: str = ""
 
     @property
     def services(self) -> Services:
@@ -78,6 +80,8 @@ async def pair(
         services = nodes[0].services
         user = await services.users.create("rita")
         token = (await services.login_sessions.issue(user.id)).token
+        boss = await services.users.create("boss", roles=["admin"])
+        nodes[0].admin_token = (await services.login_sessions.issue(boss.id)).token
         yield nodes[0], nodes[1], token
 
 
@@ -105,6 +109,18 @@ async def say(node: Node, token: str, session_id: str, content: str) -> list[str
     return [reply["content"] for reply in response.json()["replies"]]
 
 
+async def redis_check(node: Node) -> dict[str, Any]:
+    """The Redis line of the admin status check."""
+    async with httpx.AsyncClient(base_url=node.url, timeout=10) as client:
+        response = await client.get(
+            "/api/admin/system/status",
+            headers={"Authorization": f"Bearer {node.admin_token}"},
+        )
+    assert response.status_code == 200, response.text
+    check: dict[str, Any] = response.json()["checks"]["redis"]
+    return check
+
+
 def reply_to(content: str) -> Any:
     return lambda f: f["type"] == "message" and f["content"] == f"You said: {content}"
 
@@ -119,9 +135,11 @@ async def test_redis_down_then_back(pair: tuple[Node, Node, str], own_redis: Red
         await say(b, token, session_id, "while up")
         await ws.recv_until(reply_to("while up"))
         assert a.services.redis_healthy and b.services.redis_healthy
+        assert (await redis_check(a))["status"] == "ok"
 
         own_redis.stop(save=False)
         await wait_for(lambda: not a.services.redis_healthy and not b.services.redis_healthy)
+        assert (await redis_check(a))["status"] != "ok"  # the admin sees the outage
 
         # Each instance keeps answering and storing; A's own sockets still hear A's turns.
         assert await say(b, token, session_id, "via b, unseen") == ["You said: via b, unseen"]
@@ -143,6 +161,7 @@ async def test_redis_down_then_back(pair: tuple[Node, Node, str], own_redis: Red
         await wait_for(lambda: a.services.redis_healthy and b.services.redis_healthy)
 
         # Delivery between instances is back without restarting anything.
+        assert (await redis_check(a)) == {"status": "ok", "latency_ms": ANY, "events": "flowing"}
         await say(b, token, session_id, "back")
         frames = await ws.recv_until(reply_to("back"))
         assert [f["seq"] for f in frames] == [8, 9]
