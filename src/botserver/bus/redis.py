@@ -79,7 +79,7 @@ class RedisBus:
         # finds it dead and must go again on a fresh one.
         self._publisher = self._client(retries=1)
 
-    def _client(self, retries: int = 0) -> Redis:
+    def _client(self, retries: int = 0, name: str | None = None) -> Redis:
         # Otherwise no hidden retries: a failure surfaces at once and the reader decides.
         return Redis.from_url(
             self._url,
@@ -87,6 +87,7 @@ class RedisBus:
             socket_timeout=5,
             retry=Retry(NoBackoff(), retries),
             health_check_interval=0,
+            client_name=name,
         )
 
     @property
@@ -188,7 +189,8 @@ class RedisBus:
     async def _run(self) -> None:
         backoff = MIN_BACKOFF
         while not self._closing:
-            client = self._client()
+            # Named, so `CLIENT LIST` shows which instance each subscriber is.
+            client = self._client(name=f"botserver-events-{self.instance_id}")
             pubsub = client.pubsub()
             try:
                 await self._serve(pubsub)
