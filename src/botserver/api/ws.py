@@ -15,6 +15,13 @@ remembers the highest `seq` it has delivered and drops anything not newer,
 which makes a `resume` racing with live messages neither lose nor repeat
 one: live events that arrive while the history is being read are held back
 and released, through the same filter, right after it.
+
+Streamed bot text arrives as `message` frames with `delta` and
+`is_complete: false` under the seq its message will have; they pass the
+filter while that seq is newer than what was delivered but never advance
+it. The stored message then comes as an ordinary frame with the whole
+`content` and `is_complete: true`. History (and so `resume`) holds only
+stored messages, never deltas.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class Connection:
         self.held: dict[str, list[Event]] = {}
         self.strikes: deque[float] = deque()
         self.claimed = False
+        self.address = websocket.client.host if websocket.client else None
 
     # -- authentication -----------------------------------------------------
 
@@ -151,17 +159,20 @@ class Connection:
         kind = event.get("type")
         session_id = event.get("session_id", "")
         own = event.get("origin") == self.id  # this socket's message (it got an ack) or typing
+        frame = {k: v for k, v in event.items() if k != "origin"}
         if kind == "message":
             seq = int(event["seq"])
             if seq <= self.delivered.get(session_id, 0):
                 return
+            if event.get("is_complete") is False:
+                # A streamed piece: the complete message with this seq follows,
+                # and only that one counts as delivered.
+                self.outbox.put_nowait(frame)
+                return
             self.delivered[session_id] = seq
-        if own:
-            return
-        frame = {k: v for k, v in event.items() if k != "origin"}
-        if kind == "message":
             frame["is_complete"] = True
-        self.outbox.put_nowait(frame)
+        if not own:
+            self.outbox.put_nowait(frame)
 
     def error(self, code: ErrorCode | str, message: str, session_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", "session_id": session_id}
@@ -255,10 +266,10 @@ class Connection:
             )
 
     async def check_rate(self) -> None:
-        limiter = getattr(self.services, "rate_limiter", None)
-        if limiter is None:
-            return
-        decision = await limiter.hit_principal(self.principal_or_fail())
+        """Socket messages spend the same budget as the user's HTTP requests."""
+        decision = await self.services.rate_limiter.hit_principal(
+            self.principal_or_fail(), self.address
+        )
         if not decision.allowed:
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
@@ -370,6 +381,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         services.metrics.open_sockets.dec()
         if not writer.done():
             await _drain(connection, writer)
+        elif not writer.cancelled():
+            writer.exception()  # a send to a client that vanished: nothing to report
         with contextlib.suppress(Exception):
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close()

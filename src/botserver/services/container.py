@@ -51,6 +51,7 @@ class Services:
             LocalSessionLocks() if db.is_sqlite else AdvisorySessionLocks(settings.database_url)
         )
         bots = BotService(db, clock, settings.bots_dir, bus)
+        runtime = DialogRuntime(db, clock)
         groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
@@ -58,7 +59,7 @@ class Services:
             bus,
             locks,
             bots,
-            DialogRuntime(db, clock),
+            runtime,
             metrics,
             idle_minutes=settings.session_idle_minutes,
             group_names=groups.group_names_for,
@@ -97,4 +98,5 @@ class Services:
         if isinstance(self.locks, AdvisorySessionLocks):
             await self.locks.close()
         await self.rate_limiter.close()
+        await self.conversations.runtime.close()
         await self.db.dispose()
