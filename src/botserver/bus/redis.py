@@ -5,9 +5,12 @@ Design notes:
 - One pub/sub connection per instance. Sockets subscribe to channels locally;
   the bus keeps a reference count per channel (its list of handlers) and
   subscribes in Redis only to channels somebody on this instance listens to.
-  A single task owns that connection: it reads messages and calls handlers
-  in the order Redis delivered them, on the event loop, and it brings the
-  Redis subscriptions in line with the local ones whenever they change.
+  One task reads that connection and calls handlers in the order Redis
+  delivered the events, on the event loop; a helper task on the same
+  connection brings the Redis subscriptions in line with the local ones
+  whenever they change. `Subscription.ready()` waits until Redis confirmed
+  a channel, so a socket that starts following a session misses nothing
+  published after that.
 - Every event, also one for this instance's own sockets, travels through
   Redis while the connection is up. Redis hands events to subscribers in
   the order it received the PUBLISH commands, and a turn publishes before
@@ -128,7 +131,7 @@ class RedisBus:
             self._deliver(channel, event)
             return
         through_redis = self._connected
-        payload = json.dumps({"origin": self.instance_id, "event": event}, separators=(",", ":"))
+        payload = json.dumps(event, separators=(",", ":"))
         try:
             await self._publisher.publish(PREFIX + channel, payload)
         except (RedisError, OSError) as exc:
@@ -275,8 +278,10 @@ class RedisBus:
         if kind != "message" or not channel.startswith(PREFIX):
             return
         try:
-            event = json.loads(message["data"])["event"]
+            event = json.loads(message["data"])
         except (ValueError, KeyError, TypeError):
+            event = None
+        if not isinstance(event, dict):
             logger.warning("Ignored a malformed event on %s.", channel)
             return
         self._deliver(channel.removeprefix(PREFIX), event)
