@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from botserver.errors import ApiError, ErrorCode
 from botserver.services.locks import AdvisorySessionLocks
 from tests.support.services import PostgresServer
 
@@ -94,3 +95,18 @@ async def test_a_dead_holder_releases_the_lock(
 async def _enter(locks: AdvisorySessionLocks, session_id: str) -> None:
     async with locks.hold(session_id):
         return
+
+
+async def test_a_wait_past_the_limit_is_a_503(postgres: PostgresServer) -> None:
+    url = postgres.create_database(f"locks_{secrets.token_hex(4)}")
+    first, second = AdvisorySessionLocks(url), AdvisorySessionLocks(url, wait_seconds=0.3)
+    try:
+        async with first.hold("session-1"):
+            with pytest.raises(ApiError) as refused:
+                await _enter(second, "session-1")
+        assert refused.value.status == 503
+        assert refused.value.code == ErrorCode.SERVICE_UNAVAILABLE
+        await asyncio.wait_for(_enter(second, "session-1"), timeout=2)  # and it recovers
+    finally:
+        await first.close()
+        await second.close()

@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 from botserver.errors import ApiError
 from botserver.storage.db import DatabaseUnavailable
 
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE when `lock_timeout` expires
+
 
 class SessionLocks(Protocol):
     def hold(self, session_id: str) -> AbstractAsyncLock: ...
@@ -131,7 +133,10 @@ class AdvisorySessionLocks:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await connection.close()
-            if isinstance(exc, DBAPIError) and "LockNotAvailable" in type(exc.orig).__name__:
+            if (
+                isinstance(exc, DBAPIError)
+                and getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE
+            ):
                 raise ApiError.unavailable(
                     "This session is busy with another message; try again."
                 ) from exc
