@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import ws_roundtrip
+from bench import two_instances, ws_roundtrip
 
 
 def main() -> None:
     asyncio.run(ws_roundtrip.main())
+    asyncio.run(two_instances.main())
 
 
 if __name__ == "__main__":

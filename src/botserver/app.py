@@ -38,8 +38,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.start()
-        created = await services.users.bootstrap_admin(settings.admin_password)
+        async with services.db.startup_lock():
+            await services.start()
+            created = await services.users.bootstrap_admin(settings.admin_password)
         if created is not None:
             _announce_admin(settings, created.username, created.password, created.generated)
         logger.info("botserver %s is ready at %s.", __version__, settings.public_url)

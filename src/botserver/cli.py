@@ -45,7 +45,8 @@ def _run(work: Callable[[Services], Awaitable[T]]) -> T:
     async def main() -> T:
         services = Services.build(settings)
         try:
-            await services.db.migrate()
+            async with services.db.startup_lock():
+                await services.db.migrate()
             return await work(services)
         finally:
             await services.close()

@@ -6,6 +6,7 @@ Close codes:
     4403  the session cookie was sent from an origin that is not allowed
     4429  abuse: too many refused or malformed frames in a short time, or more
           open sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
+    1013  try again later: the database did not answer while signing in
     1009  a frame far over the size limit (closed by the protocol layer)
 
 Delivery design: every socket has one outbox drained by one writer task, so
@@ -42,6 +43,7 @@ from botserver.bus import Event, Subscription, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
 from botserver.services.container import Services
 from botserver.services.principal import Principal
+from botserver.storage.db import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ router = APIRouter(tags=["websocket"])
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_ABUSE = 4429
+CLOSE_TRY_AGAIN = 1013
 AUTH_TIMEOUT = 10.0
 STRIKE_LIMIT = 30
 STRIKE_WINDOW = 10.0
@@ -155,8 +158,7 @@ class Connection:
     def _release(self, event: Event) -> None:
         kind = event.get("type")
         session_id = event.get("session_id", "")
-        if event.get("origin") == self.id:
-            return  # this socket's own user message (it got an ack) or typing
+        own = event.get("origin") == self.id  # this socket's message (it got an ack) or typing
         frame = {k: v for k, v in event.items() if k != "origin"}
         if kind == "message":
             seq = int(event["seq"])
@@ -169,7 +171,8 @@ class Connection:
                 return
             self.delivered[session_id] = seq
             frame["is_complete"] = True
-        self.outbox.put_nowait(frame)
+        if not own:
+            self.outbox.put_nowait(frame)
 
     def error(self, code: ErrorCode | str, message: str, session_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", "session_id": session_id}
@@ -191,9 +194,12 @@ class Connection:
         if session_id in self.subscriptions:
             return
         await self.services.conversations.owned_session(self.principal_or_fail(), session_id)
-        self.subscriptions[session_id] = self.services.bus.subscribe(
-            session_channel(session_id), self.on_event
-        )
+        subscription = self.services.bus.subscribe(session_channel(session_id), self.on_event)
+        self.subscriptions[session_id] = subscription
+        # With Redis, wait until events from other instances are sure to arrive.
+        ready = getattr(subscription, "ready", None)
+        if ready is not None:
+            await ready()
 
     def close_subscriptions(self) -> None:
         for subscription in self.subscriptions.values():
@@ -252,6 +258,12 @@ class Connection:
             frame_out: dict[str, Any] = {"type": "error", "session_id": session_id}
             frame_out.update(envelope(exc.code, exc.message, exc.details))
             self.outbox.put_nowait(frame_out)
+        except DatabaseUnavailable:
+            # Not the client's fault: no strike, the socket stays open for a retry.
+            logger.warning("The database is not answering; a %s frame was refused.", kind)
+            self.error(
+                ErrorCode.SERVICE_UNAVAILABLE, "The database is not answering; retry.", session_id
+            )
 
     async def check_rate(self) -> None:
         """Socket messages spend the same budget as the user's HTTP requests."""
@@ -276,9 +288,9 @@ class Connection:
         await self.follow(session_id)
 
         async def acknowledge(message: dict[str, Any], duplicate: bool) -> None:
+            # `delivered` moves on when the message itself comes through the bus, after
+            # anything stored before it, so the ack cannot make earlier messages look old.
             seq = int(message["seq"])
-            if not duplicate:
-                self.delivered[session_id] = max(self.delivered.get(session_id, 0), seq)
             await self.send(
                 {
                     "type": "ack",
@@ -355,6 +367,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _drain(connection, writer)
         with contextlib.suppress(Exception):
             await websocket.close(code=closed.code, reason=closed.reason)
+    except DatabaseUnavailable:
+        logger.warning("The database is not answering; closed a socket during sign-in.")
+        connection.error(ErrorCode.SERVICE_UNAVAILABLE, "The database is not answering; retry.")
+        await _drain(connection, writer)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=CLOSE_TRY_AGAIN, reason="The database is not answering.")
     except WebSocketDisconnect:
         pass
     finally:

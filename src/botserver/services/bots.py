@@ -3,14 +3,21 @@
 The database row is what the API lists (any instance can answer); the
 compiled dialogs live in each process. A package that fails to load is
 marked offline with its error and never stops the others.
+
+A reload announces itself on the bus channel `bots:reload`; every other
+instance then reloads its own copy, so a reload anywhere takes effect
+everywhere (with Redis; an instance that missed the event while Redis was
+down picks the change up at its next reload or restart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from pathlib import Path
 
+from botserver.bus import Bus, Event, Subscription
 from botserver.clock import Clock
 from botserver.engine.packages import BotPackage, load_packages
 from botserver.storage.db import Database
@@ -20,19 +27,60 @@ logger = logging.getLogger(__name__)
 
 ONLINE = "online"
 OFFLINE = "offline"
+RELOAD_CHANNEL = "bots:reload"
 
 
 class BotService:
-    def __init__(self, db: Database, clock: Clock, bots_dir: Path) -> None:
+    def __init__(self, db: Database, clock: Clock, bots_dir: Path, bus: Bus | None = None) -> None:
         self.db = db
         self.clock = clock
         self.bots_dir = bots_dir
+        self.bus = bus
+        self.instance_id = secrets.token_hex(8)
         self._packages: dict[str, BotPackage] = {}  # by bot name
         self._rows: dict[str, Bot] = {}  # by bot id, as of the last reload
         self._reload_lock = asyncio.Lock()
+        self._subscription: Subscription | None = None
+        self._pending: set[asyncio.Task[list[Bot]]] = set()
 
-    async def reload(self) -> list[Bot]:
-        """Read every package again and bring the `bots` table in line with the folder."""
+    def follow_reloads(self) -> None:
+        """Reload whenever another instance announces a reload."""
+        if self.bus is not None and self._subscription is None:
+            self._subscription = self.bus.subscribe(RELOAD_CHANNEL, self._on_reload)
+
+    def stop_following(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        for task in self._pending:
+            task.cancel()
+
+    def _on_reload(self, event: Event) -> None:
+        if event.get("instance") == self.instance_id:
+            return
+        logger.info("Another instance reloaded the bot packages; reloading here too.")
+        task = asyncio.get_running_loop().create_task(self.reload(announce=False))
+        self._pending.add(task)
+        task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Task[list[Bot]]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("A reload announced by another instance failed: %s", task.exception())
+
+    async def reload(self, *, announce: bool = True) -> list[Bot]:
+        """Read every package again and bring the `bots` table in line with the folder.
+
+        With `announce`, every other instance is told to reload as well.
+        """
+        bots = await self._reload()
+        if announce and self.bus is not None:
+            await self.bus.publish(
+                RELOAD_CHANNEL, {"type": "bots_reload", "instance": self.instance_id}
+            )
+        return bots
+
+    async def _reload(self) -> list[Bot]:
         async with self._reload_lock:
             packages = await asyncio.to_thread(_load, self.bots_dir)
             now = self.clock.now()

@@ -7,6 +7,7 @@ from time import monotonic
 
 from botserver.bus import Bus
 from botserver.bus.memory import MemoryBus
+from botserver.bus.redis import RedisBus
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.directory.embedded.keys import SigningKeys
@@ -18,7 +19,7 @@ from botserver.metrics import Metrics
 from botserver.services.bots import BotService
 from botserver.services.conversations import ConversationService
 from botserver.services.groups import GroupService
-from botserver.services.locks import LocalSessionLocks
+from botserver.services.locks import AdvisorySessionLocks, LocalSessionLocks, SessionLocks
 from botserver.services.login_sessions import LoginSessionService
 from botserver.services.profiles import ProfileService
 from botserver.services.ratelimit import RateLimiter
@@ -46,6 +47,7 @@ class Services:
     oidc: OidcClient
     signin: SignInService
     profiles: ProfileService
+    locks: SessionLocks
     started_monotonic: float = field(default_factory=monotonic)
     socket_counts: dict[str, int] = field(default_factory=dict)
 
@@ -54,15 +56,20 @@ class Services:
         clock = clock or Clock()
         db = Database(settings.database_url)
         metrics = Metrics()
-        bus = MemoryBus()
-        bots = BotService(db, clock, settings.bots_dir)
+        # Many instances share Redis for events and PostgreSQL for ordering;
+        # one instance on SQLite needs neither.
+        bus: Bus = RedisBus(settings.redis_url) if settings.redis_url else MemoryBus()
+        locks: SessionLocks = (
+            LocalSessionLocks() if db.is_sqlite else AdvisorySessionLocks(settings.database_url)
+        )
+        bots = BotService(db, clock, settings.bots_dir, bus)
         runtime = DialogRuntime(db, clock)
         groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
             clock,
             bus,
-            LocalSessionLocks(),
+            locks,
             bots,
             runtime,
             metrics,
@@ -88,15 +95,27 @@ class Services:
             oidc=oidc,
             signin=SignInService(db, clock, settings, oidc, login_sessions),
             profiles=ProfileService(db, clock, settings, scim),
+            locks=locks,
         )
+
+    @property
+    def redis_healthy(self) -> bool | None:
+        """None without Redis; otherwise whether events reach the other instances now."""
+        if isinstance(self.bus, RedisBus):
+            return self.bus.healthy
+        return None
 
     async def start(self) -> None:
         await self.db.migrate()
         await self.bus.start()
-        await self.bots.reload()
+        await self.bots.reload(announce=False)
+        self.bots.follow_reloads()
 
     async def close(self) -> None:
+        self.bots.stop_following()
         await self.bus.close()
+        if isinstance(self.locks, AdvisorySessionLocks):
+            await self.locks.close()
         await self.rate_limiter.close()
         await self.conversations.runtime.close()
         await self.db.dispose()

@@ -4,7 +4,9 @@ Every message, the user's or the bot's, is stored with the session's next
 `seq` (1, 2, 3, … without gaps) before anyone is told about it, and only
 then published on the bus. A session's messages are processed one at a
 time, in arrival order, under its lock, whether they come from a socket or
-REST; different sessions run concurrently.
+REST; different sessions run concurrently. On PostgreSQL the lock holds
+across all instances (`services/locks.py` says how, and what "arrival
+order" means when two instances receive messages at the same moment).
 """
 
 from __future__ import annotations

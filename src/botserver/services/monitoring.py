@@ -83,9 +83,14 @@ async def system_status(services: Services) -> dict[str, Any]:
         return Check("ok", 0, details={"mode": "external"})
 
     async def redis() -> Check | None:
+        # Two users of Redis: the shared rate-limit counts and the event bus
+        # between instances, which may still be reconnecting after Redis returned.
+        events = {"events": "flowing" if services.redis_healthy else "interrupted"}
         if not await services.rate_limiter.check():
-            return Check("error", 0, "Redis does not answer PING.")
-        return None
+            return Check("error", 0, "Redis does not answer PING.", events)
+        if services.redis_healthy is False:
+            return Check("degraded", 0, "Events between instances are reconnecting.", events)
+        return Check("ok", 0, details=events)
 
     async def bots() -> Check | None:
         listed = await services.bots.list_all()

@@ -26,6 +26,7 @@ from botserver.storage.unit import UnitOfWork
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+STARTUP_LOCK_KEY = 0x626F7473_65727665  # "botserve": one start-up at a time per database
 
 
 class DatabaseUnavailable(Exception):
@@ -92,6 +93,29 @@ class Database:
             raise
         finally:
             await session.close()
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Let one instance at a time migrate, load bots and create the first admin.
+
+        Replicas that start together would otherwise race to create the same
+        rows. On PostgreSQL this is a session-level advisory lock on a
+        connection of its own (it dies with the process); SQLite serves one
+        process and needs none.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY}
+                )
+                await conn.commit()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
