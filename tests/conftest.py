@@ -165,9 +165,11 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
 
-async def start_live_server(application: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """Serve an app on a free loopback port from this event loop."""
-    port = find_free_port()
+async def start_live_server(
+    application: FastAPI, port: int | None = None
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Serve an app on a loopback port (a free one unless given) from this event loop."""
+    port = port or find_free_port()
     config = uvicorn.Config(
         application,
         host="127.0.0.1",

@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from botserver import __version__
 from botserver.api import router as api_router
+from botserver.api.web import static_files
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.include_router(api_router)
+    app.mount("/static", static_files(), name="static")
 
     # Added innermost first: the request id wraps everything, then CORS, then size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
