@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from botserver.api.deps import CurrentUser
+from botserver.clock import Clock
 from botserver.services.container import Services
 from tests.conftest import require, start_live_server
 from tests.support.services import find_free_port
@@ -38,6 +39,12 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'botserver.db'}"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The wall clock: the page shows times of day, and nothing here waits for expiry."""
+    return Clock()
 
 
 @pytest.fixture
@@ -101,7 +108,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser, web_server: WebServer) -> AsyncIterator[BrowserContext]:
-    created = await browser.new_context(base_url=web_server.url, locale="en-GB")
+    created = await browser.new_context(base_url=web_server.url, locale="en-GB", timezone_id="UTC")
     created.set_default_timeout(10_000)
     yield created
     await created.close()

@@ -44,6 +44,7 @@ const state = {
   streams: new Map(), // message_id -> element still growing
   outbox: [], // [{clientId, content, el}] not yet acknowledged
   ended: false,
+  stick: true, // keep the newest message in view
 };
 // Exposed for tests and the curious: `window.__botserver.socket` is the live socket.
 window.__botserver = state;
@@ -176,6 +177,7 @@ function renderBots() {
     button.type = "button";
     button.className = "bot-choice";
     button.dataset.botId = bot.id;
+    button.dataset.botName = bot.name;
     button.disabled = bot.status !== "online";
     const name = document.createElement("span");
     name.className = "bot-name";
@@ -516,7 +518,7 @@ function grow(frame) {
   }
   el.querySelector(".text").textContent += frame.delta || "";
   setTyping(false);
-  scrollDown();
+  if (state.stick) scrollDown();
 }
 
 function onError(error) {
@@ -628,12 +630,11 @@ function insertInOrder(el, seq) {
 }
 
 function place(el, seq) {
-  const nearBottom = isNearBottom();
   el.dataset.seq = String(seq);
   state.seen.set(seq, el);
   insertInOrder(el, seq);
   while (state.seen.has(state.lastSeq + 1)) state.lastSeq += 1;
-  if (nearBottom || el.classList.contains("user")) scrollDown();
+  if (state.stick || el.classList.contains("user")) scrollDown();
   watchForGap();
 }
 
@@ -647,6 +648,23 @@ function watchForGap() {
       sendFrame({ type: "resume", session_id: state.session.id, after_seq: state.lastSeq });
     }
   }, GAP_WAIT_MS);
+}
+
+// The transcript follows new messages unless the reader has scrolled up to read older ones,
+// also when suggestions, notices or the typing line take away some of its height.
+function followNewMessages() {
+  const transcript = $("transcript");
+  let lastTop = 0;
+  transcript.addEventListener("scroll", () => {
+    // Only the reader scrolls up; a shrinking transcript or our own scrolling never does.
+    const top = transcript.scrollTop;
+    if (top < lastTop) state.stick = isNearBottom();
+    else if (isNearBottom()) state.stick = true;
+    lastTop = top;
+  });
+  new ResizeObserver(() => {
+    if (state.stick) scrollDown();
+  }).observe(transcript);
 }
 
 function isNearBottom() {
@@ -799,6 +817,7 @@ async function signOut() {
 
 async function boot() {
   wireComposer();
+  followNewMessages();
   $("sign-out").addEventListener("click", signOut);
   $("new-chat").addEventListener("click", () => showPicker());
   window.addEventListener("online", () => {
