@@ -166,7 +166,7 @@ class LiveServer:
 
 
 async def start_live_server(
-    application: FastAPI, port: int | None = None
+    application: FastAPI, port: int | None = None, **options: Any
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve an app on a loopback port (a free one unless given) from this event loop."""
     port = port or find_free_port()
@@ -177,6 +177,7 @@ async def start_live_server(
         log_config=None,
         lifespan="off",
         ws="websockets-sansio",
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

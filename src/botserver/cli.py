@@ -172,6 +172,50 @@ def bots_list() -> None:
         typer.echo("\t".join(row).rstrip())
 
 
+@bots_app.command("reload")
+def bots_reload(
+    url: Annotated[
+        str | None,
+        typer.Option(help="Running server to tell; defaults to BOTSERVER_PUBLIC_URL."),
+    ] = None,
+) -> None:
+    """Load the bot packages again and make the running server use them, without a restart."""
+
+    async def work(services: Services) -> tuple[list[tuple[str, str, str]], str]:
+        bots = await services.bots.reload()
+        rows = [(b.name, b.status, b.error or "") for b in bots]
+        return rows, await _tell_server(services, url or services.settings.public_url)
+
+    rows, told = _run(work)
+    for row in rows:
+        typer.echo("\t".join(row).rstrip())
+    typer.echo(told)
+
+
+async def _tell_server(services: Services, url: str) -> str:
+    """Ask a running server to reload, with a one-off admin token revoked right after."""
+    import httpx
+
+    users, _ = await services.users.list(limit=10_000)
+    admin = next((u for u in users if "admin" in (u.roles or [])), None)
+    if admin is None:
+        return "No administrator account exists, so no running server was told."
+    issued = await services.login_sessions.issue(admin.id)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(
+                f"{url.rstrip('/')}/api/admin/bots/reload",
+                headers={"Authorization": f"Bearer {issued.token}"},
+            )
+        if response.status_code == 200:
+            return f"The server at {url} reloaded its bots."
+        return f"The server at {url} answered {response.status_code}; it did not reload."
+    except httpx.HTTPError:
+        return f"No server answered at {url}; it will load the packages when it starts."
+    finally:
+        await services.login_sessions.revoke(issued.token)
+
+
 def main() -> None:
     try:
         app()

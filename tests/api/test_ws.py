@@ -347,6 +347,17 @@ async def test_typing_reaches_the_other_sockets_only(
         await second.send({"type": "ping"})
         assert (await second.recv())["type"] == "pong"
         await first.send({"type": "typing", "session_id": session_id})
-        typing = await second.recv()
+        typing = await second.recv(skip=())
         assert typing == {"type": "typing", "session_id": session_id, "sender": "user"}
         await first.expect_silence()
+
+        # While the bot works on an answer, every socket is told it is typing.
+        await first.send({"type": "message", "session_id": session_id, "content": "hi"})
+        frames = await first.recv_until(lambda f: f["type"] == "message")
+        assert frames[0]["type"] == "ack"
+        second_frames = [await second.recv(skip=()) for _ in range(3)]
+        assert [(f["type"], f.get("sender")) for f in second_frames] == [
+            ("message", "user"),
+            ("typing", "bot"),
+            ("message", "bot"),
+        ]

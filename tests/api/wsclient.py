@@ -25,8 +25,14 @@ class Socket:
     async def send(self, frame: dict[str, Any] | str) -> None:
         await self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+    async def recv(
+        self, timeout: float = 5.0, skip: tuple[str, ...] = ("typing",)
+    ) -> dict[str, Any]:
+        """The next frame, passing over the kinds in `skip` (bot typing hints by default)."""
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+            if frame.get("type") not in skip:
+                return frame
 
     async def recv_until(
         self, predicate: Any, timeout: float = 10.0, limit: int = 200
@@ -42,7 +48,7 @@ class Socket:
 
     async def expect_silence(self, seconds: float = 0.3) -> None:
         try:
-            frame = await asyncio.wait_for(self.connection.recv(), seconds)
+            frame = await self.recv(seconds)
         except TimeoutError:
             return
         raise AssertionError(f"unexpected frame {frame}")

@@ -121,3 +121,11 @@ async def test_resuming_without_input_is_refused() -> None:
     result = await run_turn(program, FakeHost(), None, None)
     with pytest.raises(ValueError, match="user_input"):
         await run_turn(program, FakeHost(), result.state, None)
+
+
+async def test_an_empty_choice_list_accepts_any_answer() -> None:
+    conversation = Conversation(compile_text('HEAR pick AS nothing, ""\nTALK "got " & pick'))
+    await conversation.start()
+    assert conversation.state is not None
+    assert conversation.state["hear"]["choices"] == []
+    assert await conversation.say(" anything ") == ["got anything"]

@@ -9,6 +9,7 @@ import pytest
 
 from botserver.engine.basic import (
     BasicRuntimeError,
+    BasicSyntaxError,
     CallDepthExceeded,
     LimitExceeded,
     Limits,
@@ -127,3 +128,14 @@ async def test_a_running_script_lets_other_tasks_run() -> None:
     stop.set()
     await task
     assert during >= 40  # about one tick per 100 steps
+
+
+async def test_long_expressions_and_deep_blocks_are_compile_errors() -> None:
+    fine = "x = 0" + " + 1" * 150 + "\nTALK x"
+    _, said = await run_script(fine)
+    assert said == ["150"]
+    with pytest.raises(BasicSyntaxError, match=r"start\.bas:2: Expression is nested too deeply"):
+        compile_source("TALK 1\nx = 0" + " + 1" * 1000, "start.bas")
+    nested = "IF 1 THEN\n" * 150 + "TALK 1\n" + "END IF\n" * 150
+    with pytest.raises(BasicSyntaxError, match=r"start\.bas:102: Blocks are nested more than 100"):
+        compile_source(nested, "start.bas")

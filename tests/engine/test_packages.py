@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from botserver.engine.packages import BotPackage, load_package, load_packages
 
 BOTS = Path(__file__).resolve().parents[2] / "bots"
@@ -138,3 +140,23 @@ def test_the_example_bots_load_without_errors() -> None:
         assert package.public is True
         assert package.entry is not None
     assert packages["customer-service"].params["company"] == "Acme Corp"
+
+
+def test_unexpected_failures_are_contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_bot(tmp_path, "boom")
+    make_bot(tmp_path, "calm")
+
+    def explode(source: str, filename: str) -> object:
+        if "boom" in source:
+            raise RuntimeError("kaput")
+        return real(source, filename)
+
+    from botserver.engine import packages as module
+
+    real = module.compile_source
+    (tmp_path / "boom.gbai" / "boom.gbdialog" / "start.bas").write_text('TALK "boom"')
+    monkeypatch.setattr(module, "compile_source", explode)
+    boom, calm = load_packages(tmp_path)
+    assert boom.error == "boom.gbai: cannot load (RuntimeError: kaput)"
+    assert boom.dialogs == {}
+    assert calm.error is None

@@ -106,6 +106,10 @@ async def test_edited_source_raises_dialog_changed() -> None:
         lambda s: s.update(pc=10_000),
         lambda s: s.update(hear=None),
         lambda s: s.pop("frames"),
+        lambda s: s.update(frames=[]),
+        lambda s: s["frames"][0].pop("vars"),
+        lambda s: s["hear"].pop("kind"),
+        lambda s: s["frames"].append({"vars": {}, "loops": {}}),
     ],
 )
 async def test_unusable_states_raise_dialog_changed(damage: Any) -> None:

@@ -154,6 +154,10 @@ def load_package(path: Path) -> BotPackage:
         package.dialogs = {}
         package.error = str(exc)
         logger.warning("bot package %s failed to load: %s", name, package.error)
+    except Exception as exc:  # one broken bot must never stop the others
+        logger.exception("bot package %s failed to load", name)
+        package.dialogs = {}
+        package.error = f"{path.name}: cannot load ({type(exc).__name__}: {exc})"
     return package
 
 

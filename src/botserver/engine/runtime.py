@@ -1,20 +1,19 @@
 """Drives a bot's BASIC dialog for one bot session, one turn at a time.
 
 Resume design: at every HEAR the interpreter hands back a JSON state (where
-it stopped, its variables, loop and call frames). The runtime stores it in
-`dialog_states` at the end of the turn, so the next message — on any
-instance, after any restart — continues from there. A state written for an
-older version of the script (its source hash differs) is never resumed: the
-dialog restarts cleanly and tells the user so.
+it stopped, its variables, loop and call frames). The caller stores it with
+the turn's bot messages, so the next message — on any instance, after any
+restart — continues from there. A state written for an older version of the
+script (its source hash differs) is never resumed: the dialog restarts
+cleanly and tells the user so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botserver.clock import Clock
 from botserver.engine.basic import BasicError, DialogChanged, Limits, Program, run_turn
@@ -23,11 +22,19 @@ from botserver.storage.db import Database
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[str, list[str]], Awaitable[None]]
-
 RESTARTED = "This conversation was updated, so we are starting over."
 FAILED = "Sorry, something went wrong on my side and I had to stop. Send a message to start again."
 NO_DIALOG = "This bot has no dialog to run right now."
+
+DialogState = tuple[str, dict[str, Any]]  # (dialog name, interpreter state)
+
+
+class Outbox(Protocol):
+    """Where a turn's bot messages go: buffered, then stored and sent on flush."""
+
+    async def talk(self, content: str, suggestions: list[str]) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class SessionHost:
@@ -37,25 +44,27 @@ class SessionHost:
         self,
         db: Database,
         clock: Clock,
+        outbox: Outbox,
         *,
         bot_id: str,
         user_id: str,
         session_id: str,
-        emit: Emit,
         max_wait: float,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.outbox = outbox
         self.bot_id = bot_id
         self.user_id = user_id
         self.session_id = session_id
-        self.emit = emit
         self.max_wait = max_wait
 
     async def talk(self, content: str, suggestions: list[str]) -> None:
-        await self.emit(content, list(suggestions))
+        await self.outbox.talk(content, list(suggestions))
 
     async def wait(self, seconds: float) -> None:
+        # What was said before a pause must reach the user before it.
+        await self.outbox.flush()
         await asyncio.sleep(max(0.0, min(seconds, self.max_wait)))
 
     async def get_bot_memory(self, key: str) -> Any:
@@ -96,51 +105,44 @@ class DialogRuntime:
     async def turn(
         self,
         package: BotPackage | None,
+        saved: DialogState | None,
+        user_input: str | None,
+        outbox: Outbox,
         *,
         bot_id: str,
         user_id: str,
         session_id: str,
-        user_input: str | None,
-        emit: Emit,
-    ) -> None:
-        """Run the session's dialog until it waits at a HEAR or ends, then store where."""
+    ) -> DialogState | None:
+        """Run the dialog until it waits at a HEAR (its new state) or ends (None)."""
         if package is None or package.error or not package.dialogs:
-            await emit(NO_DIALOG, [])
-            return
+            await outbox.talk(NO_DIALOG, [])
+            return None
         host = SessionHost(
             self.db,
             self.clock,
+            outbox,
             bot_id=bot_id,
             user_id=user_id,
             session_id=session_id,
-            emit=emit,
             max_wait=self.max_wait,
         )
-        async with self.db.unit() as uow:
-            saved = await uow.conversations.dialog_state(session_id)
-        dialog = saved.dialog if saved else package.entry_dialog
+        dialog, state = saved if saved else (package.entry_dialog, None)
         program = package.dialogs.get(dialog)
-        state = saved.state if saved and program is not None else None
-        if program is None:
-            dialog = package.entry_dialog
+        if program is None:  # the dialog it waited in is gone: start over
+            dialog, state = package.entry_dialog, None
             program = package.dialogs.get(dialog)
         if program is None:
-            await emit(NO_DIALOG, [])
-            return
+            await outbox.talk(NO_DIALOG, [])
+            return None
 
         try:
-            result_state = await self._run(program, host, package, state, user_input)
+            new_state = await self._run(program, host, package, state, user_input)
         except DialogChanged:
             logger.info("Dialog %s of bot %s changed while waiting; restarting it.", dialog, bot_id)
-            await emit(RESTARTED, [])
+            await outbox.talk(RESTARTED, [])
             dialog = package.entry_dialog
-            program = package.dialogs[dialog]
-            result_state = await self._run(program, host, package, None, None)
-
-        async with self.db.unit() as uow:
-            await uow.conversations.save_dialog_state(
-                session_id, dialog, result_state, self.clock.now()
-            )
+            new_state = await self._run(package.dialogs[dialog], host, package, None, None)
+        return (dialog, new_state) if new_state is not None else None
 
     async def _run(
         self,

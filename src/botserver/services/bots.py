@@ -28,6 +28,7 @@ class BotService:
         self.clock = clock
         self.bots_dir = bots_dir
         self._packages: dict[str, BotPackage] = {}  # by bot name
+        self._rows: dict[str, Bot] = {}  # by bot id, as of the last reload
         self._reload_lock = asyncio.Lock()
 
     async def reload(self) -> list[Bot]:
@@ -53,6 +54,7 @@ class BotService:
                     gone.error = "The package is no longer in the bots folder."
                 bots = await uow.bots.all()
             self._packages = {package.name: package for package in packages}
+            self._rows = {bot.id: bot for bot in bots}
         logger.info(
             "Loaded %d bot package(s), %d online.",
             len(packages),
@@ -65,8 +67,12 @@ class BotService:
             return await uow.bots.all()
 
     async def get(self, bot_id: str) -> Bot | None:
-        async with self.db.unit() as uow:
-            return await uow.bots.get(bot_id)
+        """A bot row; bots change only on reload, so this is served from memory."""
+        bot = self._rows.get(bot_id)
+        if bot is None:
+            async with self.db.unit() as uow:
+                bot = await uow.bots.get(bot_id)
+        return bot
 
     def package(self, name: str) -> BotPackage | None:
         return self._packages.get(name)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from botserver.bus import Bus, session_channel
 from botserver.clock import Clock, isoformat, utc
-from botserver.engine.runtime import DialogRuntime
+from botserver.engine.runtime import DialogRuntime, DialogState
 from botserver.errors import ApiError, ErrorCode
 from botserver.metrics import Metrics
 from botserver.services.bots import ONLINE, BotService
@@ -115,7 +115,7 @@ class ConversationService:
                 )
             )
         async with self.locks.hold(session.id):
-            await self._run_turn(session, None)
+            await self._run_turn(session, None, None, _TurnOutbox(self, session.id))
         return session
 
     def _idle(self, bot_minutes: float | None) -> timedelta:
@@ -208,46 +208,46 @@ class ConversationService:
                 f"A message may hold at most {MAX_CONTENT} characters.",
                 413,
             )
-        session = await self.owned_session(principal, session_id)
-        async with self.locks.hold(session.id):
-            stored, duplicate = await self._store_user_message(session.id, content, client_id)
-            view = message_view(stored)
+        async with self.locks.hold(session_id):
+            stored = await self._store_user_message(principal, session_id, content, client_id)
+            view = message_view(stored.message)
             if on_stored is not None:
-                await on_stored(view, duplicate)
-            if duplicate:
+                await on_stored(view, stored.duplicate)
+            if stored.duplicate:
                 async with self.db.unit() as uow:
-                    replies = await uow.conversations.bot_replies_after(session.id, stored.seq)
+                    replies = await uow.conversations.bot_replies_after(session_id, view["seq"])
                 return PostResult(view, [message_view(m) for m in replies], duplicate=True)
 
             self.metrics.messages.labels("in").inc()
+            channel = session_channel(session_id)
+            await self.bus.publish(channel, {"type": "message", **view, "origin": origin})
             await self.bus.publish(
-                session_channel(session.id), {"type": "message", **view, "origin": origin}
+                channel, {"type": "typing", "session_id": session_id, "sender": "bot"}
             )
-            replies_out: list[dict[str, Any]] = []
-            await self._run_turn(session, content, replies_out)
-        return PostResult(view, replies_out)
+            outbox = _TurnOutbox(self, session_id)
+            await self._run_turn(stored.session, stored.saved, content, outbox)
+        return PostResult(view, outbox.sent)
 
     async def _store_user_message(
-        self, session_id: str, content: str, client_id: str | None
-    ) -> tuple[Message, bool]:
+        self, principal: Principal, session_id: str, content: str, client_id: str | None
+    ) -> _Stored:
         now = self.clock.now()
         async with self.db.unit() as uow:
             session = await uow.conversations.lock_session(session_id)
-            if session is None:
+            if session is None or session.user_id != principal.user_id:
                 raise ApiError.not_found("Session")
             if client_id:
                 existing = await uow.conversations.message_by_client_id(session_id, client_id)
                 if existing is not None:
-                    return existing, True
+                    return _Stored(session, existing, None, duplicate=True)
             if session.status != ACTIVE:
                 raise session_ended_error()
-            if utc(session.expires_at) <= now:
+            expired = utc(session.expires_at) <= now
+            if expired:
                 session.status = EXPIRED
                 session.ended_at = now
-                expired = True
             else:
-                expired = False
-                seq = await uow.conversations.next_seq(session_id)
+                seq = await uow.conversations.reserve_seqs(session_id)
                 message = await uow.conversations.add_message(
                     Message(
                         id=new_id("msg"),
@@ -260,59 +260,43 @@ class ConversationService:
                         created_at=now,
                     )
                 )
+                bot = await self.bots.get(session.bot_id)
                 session.last_activity_at = now
-                bot = await uow.bots.get(session.bot_id)
                 session.expires_at = now + self._idle(bot.session_timeout_minutes if bot else None)
+                saved = await uow.conversations.dialog_state(session_id)
+                state = (saved.dialog, saved.state) if saved else None
         if expired:
             await self.bus.publish(
                 session_channel(session_id),
                 {"type": "session_ended", "session_id": session_id, "reason": "expired"},
             )
             raise session_ended_error()
-        return message, False
+        return _Stored(session, message, state)
 
     async def _run_turn(
-        self, session: BotSession, user_input: str | None, out: list[dict] | None = None
+        self,
+        session: BotSession,
+        saved: DialogState | None,
+        user_input: str | None,
+        outbox: _TurnOutbox,
     ) -> None:
         bot = await self.bots.get(session.bot_id)
         package = self.bots.package(bot.name) if bot else None
-
-        async def emit(content: str, suggestions: list[str]) -> None:
-            view = await self._store_bot_message(session.id, content, suggestions)
-            if out is not None:
-                out.append(view)
-
-        await self.runtime.turn(
-            package,
-            bot_id=session.bot_id,
-            user_id=session.user_id,
-            session_id=session.id,
-            user_input=user_input,
-            emit=emit,
-        )
-
-    async def _store_bot_message(
-        self, session_id: str, content: str, suggestions: list[str]
-    ) -> dict[str, Any]:
-        now: datetime = self.clock.now()
-        async with self.db.unit() as uow:
-            seq = await uow.conversations.next_seq(session_id)
-            message = await uow.conversations.add_message(
-                Message(
-                    id=new_id("msg"),
-                    session_id=session_id,
-                    seq=seq,
-                    sender="bot",
-                    content=content,
-                    suggestions=suggestions,
-                    client_id=None,
-                    created_at=now,
-                )
+        try:
+            state = await self.runtime.turn(
+                package,
+                saved,
+                user_input,
+                outbox,
+                bot_id=session.bot_id,
+                user_id=session.user_id,
+                session_id=session.id,
             )
-        view = message_view(message)
-        self.metrics.messages.labels("out").inc()
-        await self.bus.publish(session_channel(session_id), {"type": "message", **view})
-        return view
+        except BaseException:
+            # Whatever the bot said before the failure is still delivered.
+            await outbox.flush()
+            raise
+        await outbox.flush(state=state, save_state=True)
 
     async def typing(self, principal: Principal, session_id: str, origin: str) -> None:
         session = await self.owned_session(principal, session_id)
@@ -320,3 +304,60 @@ class ConversationService:
             session_channel(session.id),
             {"type": "typing", "session_id": session.id, "sender": "user", "origin": origin},
         )
+
+
+@dataclass
+class _Stored:
+    session: BotSession
+    message: Message
+    saved: DialogState | None
+    duplicate: bool = False
+
+
+class _TurnOutbox:
+    """Collects a turn's bot messages; `flush` stores them (and the dialog state) in
+    one transaction, then publishes them. Nothing is sent before it is stored."""
+
+    def __init__(self, service: ConversationService, session_id: str) -> None:
+        self.service = service
+        self.session_id = session_id
+        self.pending: list[tuple[str, list[str]]] = []
+        self.sent: list[dict[str, Any]] = []
+
+    async def talk(self, content: str, suggestions: list[str]) -> None:
+        self.pending.append((content, suggestions))
+
+    async def flush(self, state: DialogState | None = None, *, save_state: bool = False) -> None:
+        if not self.pending and not save_state:
+            return
+        service = self.service
+        now = service.clock.now()
+        pending, self.pending = self.pending, []
+        async with service.db.unit() as uow:
+            stored: list[Message] = []
+            if pending:
+                first = await uow.conversations.reserve_seqs(self.session_id, len(pending))
+                for offset, (content, suggestions) in enumerate(pending):
+                    stored.append(
+                        await uow.conversations.add_message(
+                            Message(
+                                id=new_id("msg"),
+                                session_id=self.session_id,
+                                seq=first + offset,
+                                sender="bot",
+                                content=content,
+                                suggestions=suggestions,
+                                client_id=None,
+                                created_at=now,
+                            )
+                        )
+                    )
+            if save_state:
+                dialog, values = state if state else ("", None)
+                await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
+        channel = session_channel(self.session_id)
+        for message in stored:
+            view = message_view(message)
+            service.metrics.messages.labels("out").inc()
+            await service.bus.publish(channel, {"type": "message", **view})
+            self.sent.append(view)

@@ -176,6 +176,9 @@ class _SubBlock(_Block):
     opener = "SUB"
 
 
+MAX_BLOCK_DEPTH = 100
+
+
 class _Builder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -209,6 +212,8 @@ class _Builder:
         self.add(stmt)
 
     def feed(self, item: Item) -> None:
+        if len(self.stack) > MAX_BLOCK_DEPTH:
+            raise self.error(item.line, f"Blocks are nested more than {MAX_BLOCK_DEPTH} deep")
         match item:
             case IfStart():
                 self._if_start(item)

@@ -10,13 +10,33 @@ under which the VM keeps their state in the current frame.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
 from . import ast
 from . import program as p
 from .errors import BasicSyntaxError
 from .parser import parse_source
+
+# The VM evaluates expressions recursively; this keeps it far from Python's
+# recursion limit. Long flat chains like 1 + 2 + ... are nested too.
+MAX_EXPRESSION_DEPTH = 200
+
+
+def _depth(node: object) -> int:
+    """Depth of the expression tree(s) held by ``node``, without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(node, 0)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, tuple):
+            pending.extend((child, level) for child in item)
+        elif isinstance(item, ast.Expr | p.Instr):
+            if isinstance(item, ast.Expr):
+                level += 1
+                deepest = max(deepest, level)
+            pending.extend((getattr(item, f.name), level) for f in fields(item))
+    return deepest
 
 
 @dataclass
@@ -36,6 +56,8 @@ class _Compiler:
         return BasicSyntaxError(self.filename, line, message)
 
     def emit(self, instr: p.Instr) -> int:
+        if _depth(instr) > MAX_EXPRESSION_DEPTH:
+            raise self.error(instr.line, "Expression is nested too deeply")
         self.code.append(instr)
         return len(self.code) - 1
 

@@ -46,7 +46,7 @@ def _parse_date(text: str) -> date | None:
 def check_answer(kind: str, choices: list[str], text: str) -> Answer:
     """Convert ``text`` for a HEAR of ``kind`` (``CHOICE`` uses ``choices``)."""
     answer = text.strip()
-    if kind == "STRING":
+    if kind == "STRING" or (kind == "CHOICE" and not choices):
         return Answer(True, answer)
     if kind == "CHOICE":
         for choice in choices:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternStr
 
@@ -33,12 +33,6 @@ STATEMENT_WORDS = frozenset(
 
 _INTERPOLATION = re.compile(r"\$\{\s*([^\W\d]\w*)\s*\}")
 _FIRST_WORD = re.compile(r"\s*([^\W\d]\w*)\s*(.?)")
-
-
-@lru_cache(maxsize=1)
-def _lark() -> Lark:
-    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True)
 
 
 class _SyntaxProblem(Exception):
@@ -73,8 +67,12 @@ def _binary(op: str) -> Any:
     return v_args(inline=True)(build)
 
 
-class _ToAst(Transformer[Token, list[blocks.Item]]):
-    """Lark tree → statements and block markers (one per source line)."""
+class _ToAst(Transformer_NonRecursive):
+    """Lark tree → statements and block markers (one per source line).
+
+    The non-recursive transformer copes with very long expressions such as
+    ``1 + 1 + ... + 1`` without hitting Python's recursion limit.
+    """
 
     # ------------------------------------------------------------ expressions
     @v_args(inline=True)
@@ -285,6 +283,13 @@ class _ToAst(Transformer[Token, list[blocks.Item]]):
         return ast.SetMemory(meta.line, "user", children[0], children[1])
 
 
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    """The parser, built once (LALR with a contextual lexer)."""
+    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True)
+
+
 # ------------------------------------------------------------ error messages
 
 
@@ -319,6 +324,8 @@ def _message(error: UnexpectedInput, lines: list[str]) -> str:
     if isinstance(error, UnexpectedToken):
         expected = sorted({_describe_terminal(name) for name in error.expected})
         found = _describe_token(error.token)
+        if {"NAME", "NUMBER", "STRING"} <= set(error.expected):
+            return f"Expected a value but found {found}"
         if len(expected) <= 3:
             return f"Expected {' or '.join(expected)} but found {found}"
         return f"Unexpected {found}"

@@ -94,6 +94,30 @@ class TurnResult:
     waiting_for: str | None = None
 
 
+def _is_resumable(program: p.Program, state: dict[str, Any]) -> bool:
+    """Structural check of a stored state before trusting its program counter."""
+    pc = state.get("pc")
+    frames = state.get("frames")
+    hear = state.get("hear")
+    if not (isinstance(pc, int) and 0 <= pc < len(program.code)):
+        return False
+    if not isinstance(program.code[pc], p.HearI) or not isinstance(state.get("suggestions"), list):
+        return False
+    if not (isinstance(hear, dict) and {"var", "kind", "choices"} <= hear.keys()):
+        return False
+    if not (isinstance(frames, list) and frames):
+        return False
+    for depth, frame in enumerate(frames):
+        if not (
+            isinstance(frame, dict)
+            and isinstance(frame.get("vars"), dict)
+            and isinstance(frame.get("loops"), dict)
+            and (depth == 0 or isinstance(frame.get("return_pc"), int))
+        ):
+            return False
+    return True
+
+
 class _Signal:
     """Returned by instructions that stop the run loop."""
 
@@ -143,17 +167,7 @@ class VM:
         if found != program.source_hash or state.get("version") != STATE_VERSION:
             raise DialogChanged(program.filename, program.source_hash, found)
         state = copy.deepcopy(state)
-        pc = state.get("pc")
-        valid = (
-            isinstance(pc, int)
-            and 0 <= pc < len(program.code)
-            and isinstance(program.code[pc], p.HearI)
-            and isinstance(state.get("hear"), dict)
-            and isinstance(state.get("frames"), list)
-            and len(state["frames"]) > 0
-            and isinstance(state.get("suggestions"), list)
-        )
-        if not valid:
+        if not _is_resumable(program, state):
             logger.warning("unusable dialog state for %s", program.filename)
             raise DialogChanged(program.filename, program.source_hash, found)
         return cls(program, host, limits, state)
@@ -249,7 +263,7 @@ class VM:
                 for choice in choice_exprs:
                     value = await self.eval(choice)
                     items = value if isinstance(value, list) else [value]
-                    choices.extend(to_text(item) for item in items)
+                    choices.extend(text for text in map(to_text, items) if text.strip())
                 check_size(choices, self.limits)
                 self.hear = {"var": var, "kind": kind, "choices": choices, "retries": 0}
                 return _WAIT

@@ -55,15 +55,20 @@ class ConversationRepo:
         )
         return list(result.scalars()), int(total or 0)
 
-    async def next_seq(self, session_id: str) -> int:
-        """Reserve the session's next sequence number inside the current transaction."""
+    async def reserve_seqs(self, session_id: str, count: int = 1) -> int:
+        """Reserve the session's next `count` sequence numbers; returns the first.
+
+        The increment happens in the database inside the caller's transaction,
+        so concurrent writers (on any instance) can never get the same number,
+        and a rolled-back transaction gives its numbers back: no gaps.
+        """
         result = await self.session.execute(
             update(BotSession)
             .where(BotSession.id == session_id)
-            .values(last_seq=BotSession.last_seq + 1)
+            .values(last_seq=BotSession.last_seq + count)
             .returning(BotSession.last_seq)
         )
-        return int(result.scalar_one())
+        return int(result.scalar_one()) - count + 1
 
     async def add_message(self, message: Message) -> Message:
         self.session.add(message)
