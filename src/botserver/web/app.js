@@ -12,6 +12,7 @@ const STORAGE = {
   session: "botserver.session",
   draft: "botserver.draft",
   outbox: "botserver.outbox",
+  signedOut: "botserver.signed-out",
 };
 const MAX_FRAME_BYTES = 60 * 1024;
 const RETRY_FIRST_MS = 500;
@@ -451,6 +452,10 @@ function onFrame(frame) {
         state.synced = true;
         state.retryDelay = 0;
         $("transcript").removeAttribute("aria-busy");
+        // A warning about the connection or the pace is over once the page is caught up.
+        if ($("notice").classList.contains("warn") && Date.now() >= state.blockedUntil) {
+          hideNotice();
+        }
       }
       break;
     default:
@@ -794,8 +799,9 @@ function wireComposer() {
 async function signOut() {
   const button = $("sign-out");
   button.disabled = true;
+  let endSessionUrl = null;
   try {
-    await api("POST", "/auth/logout");
+    endSessionUrl = (await api("POST", "/auth/logout"))?.end_session_url || null;
   } catch (failure) {
     // 401: the sign-in had already ended, which is what the user wanted anyway.
     if (failure.status !== 401) {
@@ -810,6 +816,13 @@ async function signOut() {
   save(STORAGE.draft, null);
   state.session = null;
   state.outbox = [];
+  if (endSessionUrl) {
+    // The directory keeps a sign-in of its own; end it too. It sends the browser back here.
+    save(STORAGE.signedOut, true);
+    stopSocket();
+    location.assign(endSessionUrl);
+    return;
+  }
   showSignedOut("You have signed out.");
 }
 
@@ -827,7 +840,9 @@ async function boot() {
   try {
     state.user = await api("GET", "/api/users/me");
   } catch (failure) {
-    if (failure.status === 401) showSignedOut();
+    const justLeft = load(STORAGE.signedOut);
+    save(STORAGE.signedOut, null);
+    if (failure.status === 401) showSignedOut(justLeft ? "You have signed out." : "");
     else showSignedOut(`The server could not be reached (${failure.message}).`);
     return;
   }
