@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     ws_max_frame_bytes: int = 64 * 1024
     ws_ping_interval: float = 20.0
+    ws_max_sockets_per_user: int = 20
 
     # Login sessions (see CLARIFICATIONS §1).
     login_session_hours: float = 24.0

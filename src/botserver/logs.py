@@ -42,3 +42,6 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every URL it requests at INFO; outgoing calls to a directory
+    # can carry codes or tokens, so only its warnings are kept.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

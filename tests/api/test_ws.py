@@ -11,6 +11,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from botserver.clock import FrozenClock
 from tests.api.wsclient import Socket
 from tests.conftest import Account, LiveServer, MakeAccount
 
@@ -361,3 +362,47 @@ async def test_typing_reaches_the_other_sockets_only(
             ("typing", "bot"),
             ("message", "bot"),
         ]
+
+
+@pytest.fixture
+def few_sockets(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["ws_max_sockets_per_user"] = 2
+
+
+async def test_one_user_cannot_open_unlimited_sockets(
+    few_sockets: None, live_server: LiveServer, alice: Account, make_account: MakeAccount
+) -> None:
+    first = await Socket.open(live_server.ws_url, alice.token)
+    second = await Socket.open(live_server.ws_url, alice.token)
+    third = await Socket.open(live_server.ws_url, alice.token)
+    with pytest.raises(ConnectionClosed) as closed:
+        await third.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    # Another user is not affected, and closing one socket frees a place.
+    bob = await make_account("bob")
+    async with await Socket.open(live_server.ws_url, bob.token) as other:
+        await other.send({"type": "ping"})
+        assert (await other.recv())["type"] == "pong"
+    await first.close()
+    await asyncio.sleep(0.2)
+    async with await Socket.open(live_server.ws_url, alice.token) as again:
+        await again.send({"type": "ping"})
+        assert (await again.recv())["type"] == "pong"
+    await second.close()
+
+
+async def test_an_expired_session_says_so_on_the_socket(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, clock: FrozenClock
+) -> None:
+    session_id = await open_session(client, alice)  # echo: 10 idle minutes
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        clock.advance(minutes=11)
+        await ws.send({"type": "message", "session_id": session_id, "content": "hello?"})
+        frames = [await ws.recv(), await ws.recv()]
+        kinds = {f["type"]: f for f in frames}
+        assert kinds["session_ended"]["reason"] == "expired"
+        assert kinds["error"]["error"]["code"] == "SESSION_ENDED"
+        assert "ack" not in kinds

@@ -4,7 +4,8 @@ Close codes:
     4401  not authenticated (no or bad credentials, or no `auth` frame within 10 s,
           or the login session expired or was revoked while connected)
     4403  the session cookie was sent from an origin that is not allowed
-    4429  abuse: too many refused or malformed frames in a short time
+    4429  abuse: too many refused or malformed frames in a short time, or more
+          open sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
     1009  a frame far over the size limit (closed by the protocol layer)
 
 Delivery design: every socket has one outbox drained by one writer task, so
@@ -66,6 +67,7 @@ class Connection:
         self.delivered: dict[str, int] = {}
         self.held: dict[str, list[Event]] = {}
         self.strikes: deque[float] = deque()
+        self.claimed = False
 
     # -- authentication -----------------------------------------------------
 
@@ -306,7 +308,8 @@ class Connection:
             for event in self.held.pop(session_id, []):
                 self._release(event)
         if not conversations.is_live(session):
-            await self.send({"type": "session_ended", "session_id": session_id, "reason": "ended"})
+            reason = "expired" if session.status in ("active", "expired") else "ended"
+            await self.send({"type": "session_ended", "session_id": session_id, "reason": reason})
 
 
 def _str(value: object) -> str | None:
@@ -324,6 +327,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await connection.authenticate_from_headers()
         if connection.principal is None:
             await connection.authenticate_from_frame()
+        claim_socket(services, connection)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -341,6 +345,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        release_socket(services, connection)
         connection.close_subscriptions()
         services.metrics.open_sockets.dec()
         if not writer.done():
@@ -348,6 +353,26 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close()
+
+
+def claim_socket(services: Services, connection: Connection) -> None:
+    """Count the user's open sockets on this instance; refuse past the limit."""
+    user_id = connection.principal_or_fail().user_id
+    counts: dict[str, int] = services.socket_counts
+    if counts.get(user_id, 0) >= services.settings.ws_max_sockets_per_user:
+        raise _Closed(CLOSE_ABUSE, "Too many open sockets for this user.")
+    counts[user_id] = counts.get(user_id, 0) + 1
+    connection.claimed = True
+
+
+def release_socket(services: Services, connection: Connection) -> None:
+    if not connection.claimed or connection.principal is None:
+        return
+    counts = services.socket_counts
+    user_id = connection.principal.user_id
+    counts[user_id] -= 1
+    if counts[user_id] <= 0:
+        del counts[user_id]
 
 
 async def _drain(connection: Connection, writer: asyncio.Task[None]) -> None:

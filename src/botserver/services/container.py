@@ -31,6 +31,7 @@ class Services:
     conversations: ConversationService
     metrics: Metrics
     started_monotonic: float = field(default_factory=monotonic)
+    socket_counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
