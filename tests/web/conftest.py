@@ -115,8 +115,21 @@ async def context(browser: Browser, web_server: WebServer) -> AsyncIterator[Brow
 
 
 @pytest.fixture
-async def page(context: BrowserContext) -> Page:
-    return await context.new_page()
+async def page(context: BrowserContext) -> AsyncIterator[Page]:
+    """A tab; a script error or a policy violation on it fails the test."""
+    opened = await context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield opened
+    assert not problems, problems
 
 
 async def sign_in_with_cookies(context: BrowserContext, server: WebServer, user_id: str) -> str:

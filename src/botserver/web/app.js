@@ -8,122 +8,34 @@
 // - messages typed while the socket is down wait in the outbox (kept in sessionStorage, as is
 //   the unsent text in the message box) until the connection is back.
 
-const STORAGE = {
-  session: "botserver.session",
-  draft: "botserver.draft",
-  outbox: "botserver.outbox",
-  signedOut: "botserver.signed-out",
-};
+import { api, load, newClientId, save, STORAGE } from "./http.js";
+import { $, state } from "./state.js";
+import {
+  actionButton,
+  bubble,
+  delivered,
+  followNewMessages,
+  hideNotice,
+  insertInOrder,
+  markFailed,
+  onSuggestion,
+  pendingBubble,
+  place,
+  refreshSuggestions,
+  scrollDown,
+  setMeta,
+  setSuggestions,
+  setTyping,
+  showNotice,
+  timeOf,
+} from "./transcript.js";
+
 const MAX_FRAME_BYTES = 60 * 1024;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 8000;
 const HEARTBEAT_MS = 20000;
 const PONG_TIMEOUT_MS = 10000;
-const TYPING_TIMEOUT_MS = 15000;
 const GAP_WAIT_MS = 1000;
-
-const $ = (id) => document.getElementById(id);
-
-const state = {
-  user: null,
-  bots: [],
-  session: null, // {id, botId, botName}
-  socket: null,
-  connection: "idle", // idle | connecting | online | reconnecting
-  wanted: false,
-  synced: false,
-  retryDelay: 0,
-  retryTimer: 0,
-  heartbeatTimer: 0,
-  pongTimer: 0,
-  gapTimer: 0,
-  typingTimer: 0,
-  blockedUntil: 0,
-  blockTimer: 0,
-  lastSeq: 0, // highest seq held with none missing below it
-  seen: new Map(), // seq -> transcript element
-  streams: new Map(), // message_id -> element still growing
-  outbox: [], // [{clientId, content, el}] not yet acknowledged
-  ended: false,
-  stick: true, // keep the newest message in view
-};
-// Exposed for tests and the curious: `window.__botserver.socket` is the live socket.
-window.__botserver = state;
-
-// -- HTTP --------------------------------------------------------------------
-
-class ApiFailure extends Error {
-  constructor(status, error, retryAfter) {
-    super(error?.message || `The server answered ${status}.`);
-    this.status = status;
-    this.code = error?.code || "SERVER_ERROR";
-    this.retryAfter = Number(retryAfter) || 0;
-  }
-}
-
-function cookie(name) {
-  const prefix = `${name}=`;
-  const found = document.cookie.split("; ").find((part) => part.startsWith(prefix));
-  return found ? decodeURIComponent(found.slice(prefix.length)) : "";
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  // Cookie-authenticated writes must echo the CSRF cookie (double submit).
-  if (method !== "GET") headers["X-CSRF-Token"] = cookie("botserver_csrf");
-  const response = await fetch(path, {
-    method,
-    headers,
-    credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) {
-    throw new ApiFailure(response.status, data?.error, response.headers.get("Retry-After"));
-  }
-  return data;
-}
-
-// -- storage -----------------------------------------------------------------
-
-function load(key) {
-  try {
-    return JSON.parse(sessionStorage.getItem(key) || "null");
-  } catch {
-    return null;
-  }
-}
-
-function save(key, value) {
-  try {
-    if (value === null) sessionStorage.removeItem(key);
-    else sessionStorage.setItem(key, JSON.stringify(value));
-  } catch {
-    // Private modes may refuse storage; the page still works, it just forgets on reload.
-  }
-}
-
-function saveOutbox() {
-  if (!state.session) return;
-  save(STORAGE.outbox, {
-    sessionId: state.session.id,
-    items: state.outbox.map(({ clientId, content }) => ({ clientId, content })),
-  });
-}
-
-function newClientId() {
-  // crypto.randomUUID needs a secure context; getRandomValues works everywhere.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-// -- views -------------------------------------------------------------------
 
 const VIEWS = ["view-loading", "view-signed-out", "view-picker", "view-chat"];
 
@@ -210,8 +122,6 @@ function handleFailure(failure) {
   }
 }
 
-// -- sessions ----------------------------------------------------------------
-
 async function startSession(bot, button) {
   if (button) button.disabled = true;
   try {
@@ -286,8 +196,6 @@ function endChat(reason) {
   showNotice("info", text, [again, other]);
   again.focus();
 }
-
-// -- the socket --------------------------------------------------------------
 
 function connect() {
   clearTimeout(state.retryTimer);
@@ -426,8 +334,6 @@ function setConnectionBanner(text) {
   $("connection").hidden = !text;
 }
 
-// -- frames ------------------------------------------------------------------
-
 function onFrame(frame) {
   if (frame.session_id && state.session && frame.session_id !== state.session.id) return;
   switch (frame.type) {
@@ -473,6 +379,7 @@ function onAck(frame) {
   }
   delivered(entry.el);
   place(entry.el, frame.seq);
+  watchForGap();
   setTyping(true);
   refreshSuggestions();
 }
@@ -504,6 +411,7 @@ function onMessage(frame) {
   el.suggestions = frame.sender === "bot" ? frame.suggestions || [] : [];
   setMeta(el, timeOf(frame.created_at));
   place(el, seq);
+  watchForGap();
 
   if (frame.sender === "bot") setTyping(false);
   refreshSuggestions();
@@ -563,51 +471,14 @@ function rateLimited(seconds) {
   }, seconds * 1000);
 }
 
-// -- the transcript ------------------------------------------------------------
+// -- the outbox ---------------------------------------------------------------
 
-function bubble(sender) {
-  const el = document.createElement("li");
-  el.className = `msg ${sender}`;
-  const who = document.createElement("span");
-  who.className = "visually-hidden";
-  who.textContent = sender === "user" ? "You: " : `${state.session?.botName || "Bot"}: `;
-  const text = document.createElement("p");
-  text.className = "text";
-  const meta = document.createElement("span");
-  meta.className = "meta";
-  el.append(who, text, meta);
-  return el;
-}
-
-function pendingBubble(content) {
-  const el = bubble("user");
-  el.classList.add("pending");
-  el.querySelector(".text").textContent = content;
-  setMeta(el, "Waiting for the connection…");
-  $("transcript").append(el);
-  scrollDown();
-  return el;
-}
-
-function delivered(el) {
-  el.classList.remove("pending");
-  setMeta(el, timeOf(new Date().toISOString()));
-}
-
-function markFailed(el, why) {
-  el.classList.remove("pending");
-  el.classList.add("failed");
-  setMeta(el, why);
-}
-
-function setMeta(el, text) {
-  el.querySelector(".meta").textContent = text;
-}
-
-function timeOf(iso) {
-  const when = iso ? new Date(iso) : new Date();
-  if (Number.isNaN(when.getTime())) return "";
-  return when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+function saveOutbox() {
+  if (!state.session) return;
+  save(STORAGE.outbox, {
+    sessionId: state.session.id,
+    items: state.outbox.map(({ clientId, content }) => ({ clientId, content })),
+  });
 }
 
 function takeQueued(clientId) {
@@ -617,30 +488,6 @@ function takeQueued(clientId) {
   const [entry] = state.outbox.splice(index, 1);
   saveOutbox();
   return entry;
-}
-
-// Put an element at its seq: after every smaller seq, before larger ones and unsent messages.
-function insertInOrder(el, seq) {
-  const transcript = $("transcript");
-  let before = null;
-  for (const child of transcript.children) {
-    if (child === el) continue;
-    const other = child.dataset.seq ? Number(child.dataset.seq) : Infinity;
-    if (other > seq) {
-      before = child;
-      break;
-    }
-  }
-  transcript.insertBefore(el, before);
-}
-
-function place(el, seq) {
-  el.dataset.seq = String(seq);
-  state.seen.set(seq, el);
-  insertInOrder(el, seq);
-  while (state.seen.has(state.lastSeq + 1)) state.lastSeq += 1;
-  if (state.stick || el.classList.contains("user")) scrollDown();
-  watchForGap();
 }
 
 // The server never skips a seq; a hole means a frame went missing, so ask again.
@@ -653,98 +500,6 @@ function watchForGap() {
       sendFrame({ type: "resume", session_id: state.session.id, after_seq: state.lastSeq });
     }
   }, GAP_WAIT_MS);
-}
-
-// The transcript follows new messages unless the reader has scrolled up to read older ones,
-// also when suggestions, notices or the typing line take away some of its height.
-function followNewMessages() {
-  const transcript = $("transcript");
-  let lastTop = 0;
-  transcript.addEventListener("scroll", () => {
-    // Only the reader scrolls up; a shrinking transcript or our own scrolling never does.
-    const top = transcript.scrollTop;
-    if (top < lastTop) state.stick = isNearBottom();
-    else if (isNearBottom()) state.stick = true;
-    lastTop = top;
-  });
-  new ResizeObserver(() => {
-    if (state.stick) scrollDown();
-  }).observe(transcript);
-}
-
-function isNearBottom() {
-  const t = $("transcript");
-  return t.scrollHeight - t.scrollTop - t.clientHeight < 80;
-}
-
-function scrollDown() {
-  const t = $("transcript");
-  t.scrollTop = t.scrollHeight;
-}
-
-// Suggestions belong to the latest message only, and only when it is the bot's.
-function refreshSuggestions() {
-  const last = [...$("transcript").children].reverse().find((el) => el.dataset.seq);
-  const pending = state.outbox.length > 0;
-  setSuggestions(!pending && last?.classList.contains("bot") ? last.suggestions || [] : []);
-}
-
-function setSuggestions(suggestions) {
-  const box = $("suggestions");
-  const hadFocus = box.contains(document.activeElement);
-  box.replaceChildren();
-  for (const text of suggestions) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "suggestion";
-    button.textContent = text;
-    button.addEventListener("click", () => {
-      sendMessage(text);
-      $("composer-input").focus();
-    });
-    box.append(button);
-  }
-  box.hidden = suggestions.length === 0;
-  if (hadFocus) $("composer-input").focus();
-}
-
-function setTyping(on) {
-  clearTimeout(state.typingTimer);
-  $("typing").hidden = !on;
-  if (on) {
-    $("typing-text").textContent = `${state.session?.botName || "The bot"} is typing…`;
-    state.typingTimer = setTimeout(() => setTyping(false), TYPING_TIMEOUT_MS);
-  }
-}
-
-// -- notices -------------------------------------------------------------------
-
-function showNotice(kind, text, actions = []) {
-  const notice = $("notice");
-  notice.className = `notice ${kind}`;
-  $("notice-text").textContent = text;
-  $("notice-actions").replaceChildren(...actions);
-  notice.hidden = false;
-  if (!$("view-chat").hidden) return;
-  // Outside the conversation the notice would be invisible; use the picker's note instead.
-  if (!$("view-picker").hidden) {
-    $("picker-note").textContent = text;
-    $("picker-note").hidden = false;
-  }
-}
-
-function hideNotice() {
-  $("notice").hidden = true;
-  $("notice-actions").replaceChildren();
-}
-
-function actionButton(label, onClick) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "button";
-  button.textContent = label;
-  button.addEventListener("click", onClick);
-  return button;
 }
 
 // -- composing -----------------------------------------------------------------
@@ -831,6 +586,7 @@ async function signOut() {
 async function boot() {
   wireComposer();
   followNewMessages();
+  onSuggestion((text) => sendMessage(text));
   $("sign-out").addEventListener("click", signOut);
   $("new-chat").addEventListener("click", () => showPicker());
   window.addEventListener("online", () => {
