@@ -15,7 +15,9 @@ from botserver.api.web import static_files
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
+from botserver.metrics_middleware import MetricsMiddleware
 from botserver.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from botserver.ratelimit_middleware import RateLimitMiddleware
 from botserver.services.container import Services
 from botserver.storage.db import DatabaseUnavailable
 
@@ -59,8 +61,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api_router)
     app.mount("/static", static_files(), name="static")
 
-    # Added innermost first: the request id wraps everything, then CORS, then size.
+    # Added innermost first: metrics wrap everything, then the request id, CORS, rate
+    # limits and size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, services=services)
     if settings.cors_wildcard:
         app.add_middleware(
             CORSMiddleware,
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
 
 

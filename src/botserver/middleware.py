@@ -36,6 +36,12 @@ async def _send_envelope(
     await send({"type": "http.response.body", "body": body})
 
 
+def _state_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """Headers inner middleware asked every answer to carry (e.g. the rate-limit ones)."""
+    extra = scope.get("state", {}).get("response_headers", {})
+    return [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+
+
 class RequestContextMiddleware:
     """Gives each request an id, echoes it in `X-Request-Id`, and turns a crash into a 500.
 
@@ -82,7 +88,7 @@ class RequestContextMiddleware:
                     500,
                     ErrorCode.SERVER_ERROR,
                     f"Internal server error. Quote request id {request_id} when reporting it.",
-                    [(b"x-request-id", request_id.encode())],
+                    [(b"x-request-id", request_id.encode()), *_state_headers(scope)],
                 )
         finally:
             request_id_var.reset(token)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from botserver.api import auth, bots, health, sessions, web, ws
+from botserver.api import admin, auth, batch, bots, groups, health, sessions, web, ws
 
 router = APIRouter()
 router.include_router(health.router)
@@ -10,4 +10,7 @@ router.include_router(auth.router)
 router.include_router(bots.router)
 router.include_router(sessions.router)
 router.include_router(ws.router)
+router.include_router(groups.router)
+router.include_router(admin.router)
+router.include_router(batch.router)
 router.include_router(web.router)

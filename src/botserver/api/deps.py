@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from botserver.api.credentials import authenticate_once
 from botserver.errors import ApiError
 from botserver.services.container import Services
 from botserver.services.principal import Principal
@@ -81,13 +82,13 @@ async def optional_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
     if credentials is not None:
-        principal = await services.login_sessions.authenticate(credentials.credentials)
+        principal = await authenticate_once(request.scope, services, credentials.credentials)
         if principal is None:
             raise ApiError.unauthorized("The session token is invalid or has expired.")
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        principal = await services.login_sessions.authenticate(cookie, via="cookie")
+        principal = await authenticate_once(request.scope, services, cookie, via="cookie")
         if principal is None:
             raise ApiError.unauthorized("The session cookie is invalid or has expired.")
         if request.method in UNSAFE_METHODS:

@@ -13,8 +13,10 @@ from botserver.engine.runtime import DialogRuntime
 from botserver.metrics import Metrics
 from botserver.services.bots import BotService
 from botserver.services.conversations import ConversationService
+from botserver.services.groups import GroupService
 from botserver.services.locks import LocalSessionLocks
 from botserver.services.login_sessions import LoginSessionService
+from botserver.services.ratelimit import RateLimiter
 from botserver.services.users import UserService
 from botserver.storage.db import Database
 
@@ -29,6 +31,8 @@ class Services:
     users: UserService
     bots: BotService
     conversations: ConversationService
+    groups: GroupService
+    rate_limiter: RateLimiter
     metrics: Metrics
     started_monotonic: float = field(default_factory=monotonic)
     socket_counts: dict[str, int] = field(default_factory=dict)
@@ -40,6 +44,7 @@ class Services:
         metrics = Metrics()
         bus = MemoryBus()
         bots = BotService(db, clock, settings.bots_dir)
+        groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
             clock,
@@ -49,6 +54,7 @@ class Services:
             DialogRuntime(db, clock),
             metrics,
             idle_minutes=settings.session_idle_minutes,
+            group_names=groups.group_names_for,
         )
         return cls(
             settings=settings,
@@ -59,6 +65,8 @@ class Services:
             users=UserService(db, clock),
             bots=bots,
             conversations=conversations,
+            groups=groups,
+            rate_limiter=RateLimiter(settings, clock, metrics),
             metrics=metrics,
         )
 
@@ -69,4 +77,5 @@ class Services:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.rate_limiter.close()
         await self.db.dispose()

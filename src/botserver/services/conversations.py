@@ -247,7 +247,9 @@ class ConversationService:
                 session.status = EXPIRED
                 session.ended_at = now
             else:
-                seq = await uow.conversations.reserve_seqs(session_id)
+                bot = await self.bots.get(session.bot_id)
+                expires = now + self._idle(bot.session_timeout_minutes if bot else None)
+                seq = await uow.conversations.reserve_seq_and_touch(session_id, now, expires)
                 message = await uow.conversations.add_message(
                     Message(
                         id=new_id("msg"),
@@ -260,11 +262,7 @@ class ConversationService:
                         created_at=now,
                     )
                 )
-                bot = await self.bots.get(session.bot_id)
-                session.last_activity_at = now
-                session.expires_at = now + self._idle(bot.session_timeout_minutes if bot else None)
-                saved = await uow.conversations.dialog_state(session_id)
-                state = (saved.dialog, saved.state) if saved else None
+                state = await uow.conversations.dialog_state(session_id)
         if expired:
             await self.bus.publish(
                 session_channel(session_id),

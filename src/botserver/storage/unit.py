@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botserver.storage.repos.audit import AuditRepo
 from botserver.storage.repos.bots import BotRepo
 from botserver.storage.repos.conversations import ConversationRepo
+from botserver.storage.repos.groups import GroupRepo
 from botserver.storage.repos.login_sessions import LoginSessionRepo
 from botserver.storage.repos.memories import MemoryRepo
 from botserver.storage.repos.users import UserRepo
@@ -44,3 +45,7 @@ class UnitOfWork:
     @cached_property
     def memories(self) -> MemoryRepo:
         return MemoryRepo(self.session)
+
+    @cached_property
+    def groups(self) -> GroupRepo:
+        return GroupRepo(self.session)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.models import BotSession, DialogState, Message
+
+# Hot paths use plain Core statements on these tables: no identity map, no flush.
+SESSIONS = cast(Table, BotSession.__table__)
+MESSAGES = cast(Table, Message.__table__)
+STATES = cast(Table, DialogState.__table__)
 
 
 class ConversationRepo:
@@ -62,17 +67,42 @@ class ConversationRepo:
         so concurrent writers (on any instance) can never get the same number,
         and a rolled-back transaction gives its numbers back: no gaps.
         """
+        table = SESSIONS
         result = await self.session.execute(
-            update(BotSession)
-            .where(BotSession.id == session_id)
-            .values(last_seq=BotSession.last_seq + count)
-            .returning(BotSession.last_seq)
+            update(table)
+            .where(table.c.id == session_id)
+            .values(last_seq=table.c.last_seq + count)
+            .returning(table.c.last_seq)
         )
         return int(result.scalar_one()) - count + 1
 
+    async def reserve_seq_and_touch(
+        self, session_id: str, now: datetime, expires_at: datetime
+    ) -> int:
+        """Reserve the next seq and record activity, in one statement."""
+        table = SESSIONS
+        result = await self.session.execute(
+            update(table)
+            .where(table.c.id == session_id)
+            .values(last_seq=table.c.last_seq + 1, last_activity_at=now, expires_at=expires_at)
+            .returning(table.c.last_seq)
+        )
+        return int(result.scalar_one())
+
     async def add_message(self, message: Message) -> Message:
-        self.session.add(message)
-        await self.session.flush()
+        """Insert a message (a plain INSERT: messages are never updated)."""
+        await self.session.execute(
+            insert(MESSAGES).values(
+                id=message.id,
+                session_id=message.session_id,
+                seq=message.seq,
+                sender=message.sender,
+                content=message.content,
+                suggestions=message.suggestions,
+                client_id=message.client_id,
+                created_at=message.created_at,
+            )
+        )
         return message
 
     async def message_by_client_id(self, session_id: str, client_id: str) -> Message | None:
@@ -100,22 +130,31 @@ class ConversationRepo:
             replies.append(message)
         return replies
 
-    async def dialog_state(self, session_id: str) -> DialogState | None:
-        return await self.session.get(DialogState, session_id)
+    async def dialog_state(self, session_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The dialog a session waits in and the interpreter's state, if it waits."""
+        table = STATES
+        result = await self.session.execute(
+            select(table.c.dialog, table.c.state).where(table.c.session_id == session_id)
+        )
+        row = result.first()
+        return (row.dialog, row.state) if row else None
 
     async def save_dialog_state(
         self, session_id: str, dialog: str, state: dict[str, Any] | None, now: datetime
     ) -> None:
-        current = await self.session.get(DialogState, session_id)
+        """Store where the dialog waits, or forget it when the dialog ended (`state` None)."""
+        table = STATES
         if state is None:
-            if current is not None:
-                await self.session.delete(current)
+            await self.session.execute(delete(table).where(table.c.session_id == session_id))
             return
-        if current is None:
-            self.session.add(
-                DialogState(session_id=session_id, dialog=dialog, state=state, updated_at=now)
+        result = await self.session.execute(
+            update(table)
+            .where(table.c.session_id == session_id)
+            .values(dialog=dialog, state=state, updated_at=now)
+        )
+        if not getattr(result, "rowcount", 0):
+            await self.session.execute(
+                insert(table).values(
+                    session_id=session_id, dialog=dialog, state=state, updated_at=now
+                )
             )
-        else:
-            current.dialog = dialog
-            current.state = state
-            current.updated_at = now
