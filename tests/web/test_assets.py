@@ -19,6 +19,7 @@ async def test_the_page_is_public_and_locked_down(client: httpx.AsyncClient) -> 
     assert "unsafe" not in policy
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert "x-ratelimit-limit" in response.headers
 
     # No inline script or style: every script is a file of ours, and so is the stylesheet.
     html = response.text
@@ -35,6 +36,8 @@ async def test_assets_are_revalidated_not_refetched(client: httpx.AsyncClient) -
         assert kind in response.headers["content-type"]
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-content-type-options"] == "nosniff"
+        # Loading the page's files spends none of the visitor's request budget.
+        assert "x-ratelimit-limit" not in response.headers
         again = await client.get(path, headers={"If-None-Match": response.headers["etag"]})
         assert again.status_code == 304
 
