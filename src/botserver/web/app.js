@@ -37,6 +37,8 @@ const HEARTBEAT_MS = 20000;
 const PONG_TIMEOUT_MS = 10000;
 const GAP_WAIT_MS = 1000;
 
+// -- views --------------------------------------------------------------------
+
 const VIEWS = ["view-loading", "view-signed-out", "view-picker", "view-chat"];
 
 function show(view) {
@@ -122,15 +124,15 @@ function handleFailure(failure) {
   }
 }
 
+// -- sessions -----------------------------------------------------------------
+
 async function startSession(bot, button) {
   if (button) button.disabled = true;
   try {
     const created = await api("POST", "/api/session/create", { bot_id: bot.id });
     openChat({ id: created.session_id, botId: bot.id, botName: bot.name });
   } catch (failure) {
-    if (failure.status === 401) return handleFailure(failure);
-    $("picker-note").textContent = failure.message;
-    $("picker-note").hidden = false;
+    handleFailure(failure);
   } finally {
     if (button) button.disabled = false;
   }
@@ -196,6 +198,8 @@ function endChat(reason) {
   showNotice("info", text, [again, other]);
   again.focus();
 }
+
+// -- the socket ---------------------------------------------------------------
 
 function connect() {
   clearTimeout(state.retryTimer);
@@ -333,6 +337,8 @@ function setConnectionBanner(text) {
   $("connection").textContent = text;
   $("connection").hidden = !text;
 }
+
+// -- frames -------------------------------------------------------------------
 
 function onFrame(frame) {
   if (frame.session_id && state.session && frame.session_id !== state.session.id) return;
@@ -502,7 +508,7 @@ function watchForGap() {
   }, GAP_WAIT_MS);
 }
 
-// -- composing -----------------------------------------------------------------
+// -- composing ----------------------------------------------------------------
 
 function sendMessage(text) {
   const content = text.trim();
@@ -581,7 +587,7 @@ async function signOut() {
   showSignedOut("You have signed out.");
 }
 
-// -- start ---------------------------------------------------------------------
+// -- start --------------------------------------------------------------------
 
 async function boot() {
   wireComposer();
