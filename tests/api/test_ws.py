@@ -406,3 +406,31 @@ async def test_an_expired_session_says_so_on_the_socket(
         assert kinds["session_ended"]["reason"] == "expired"
         assert kinds["error"]["error"]["code"] == "SESSION_ENDED"
         assert "ack" not in kinds
+
+
+@pytest.fixture
+def small_budget(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["rate_limit_authenticated"] = "6/hour"
+
+
+async def test_socket_messages_spend_the_users_rate_budget(
+    small_budget: None, live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)  # GET /api/bots + POST create: 2 of 6
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        for n in range(4):
+            await ws.send({"type": "message", "session_id": session_id, "content": f"m{n}"})
+            frames = await ws.recv_until(lambda f: f["type"] in ("message", "error"))
+            assert frames[-1]["type"] == "message"
+        await ws.send({"type": "message", "session_id": session_id, "content": "one too many"})
+        refused = await ws.recv()
+        assert refused["type"] == "error"
+        assert refused["error"]["code"] == "RATE_LIMITED"
+        assert refused["error"]["details"]["retry_after"] > 0
+        # The socket stays open, and HTTP shares the same exhausted budget.
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+    response = await client.get("/api/sessions", headers=alice.headers)
+    assert response.status_code == 429
+    history = await live_server.app.state.services.conversations.messages_after(session_id, 0, 100)
+    assert "one too many" not in [m["content"] for m in history]

@@ -115,7 +115,32 @@ def _wants_prometheus(request: Request, format: str | None) -> bool:
     return "text/plain" in request.headers.get("accept", "")
 
 
-@router.get("/system/metrics")
+class RequestCount(BaseModel):
+    route: str
+    method: str
+    status: int
+    count: int
+
+
+class MetricsView(BaseModel):
+    requests_total: int
+    requests: list[RequestCount]
+    latency: dict[str, dict[str, float | int | None]]
+    open_sockets: int
+    messages: dict[str, int]
+    rate_limited: dict[str, int]
+
+
+@router.get(
+    "/system/metrics",
+    response_model=MetricsView,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "JSON by default; Prometheus text for text/plain or format=prometheus.",
+        }
+    },
+)
 async def metrics(
     request: Request,
     _: AdminUser,

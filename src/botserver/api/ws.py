@@ -68,6 +68,7 @@ class Connection:
         self.held: dict[str, list[Event]] = {}
         self.strikes: deque[float] = deque()
         self.claimed = False
+        self.address = websocket.client.host if websocket.client else None
 
     # -- authentication -----------------------------------------------------
 
@@ -241,10 +242,10 @@ class Connection:
             self.outbox.put_nowait(frame_out)
 
     async def check_rate(self) -> None:
-        limiter = getattr(self.services, "rate_limiter", None)
-        if limiter is None:
-            return
-        decision = await limiter.hit_principal(self.principal_or_fail())
+        """Socket messages spend the same budget as the user's HTTP requests."""
+        decision = await self.services.rate_limiter.hit_principal(
+            self.principal_or_fail(), self.address
+        )
         if not decision.allowed:
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
