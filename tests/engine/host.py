@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botserver.engine.basic import Limits, Program, TurnResult, compile_source, run_turn
+from botserver.engine.basic import (
+    HostProblem,
+    Limits,
+    Program,
+    TurnResult,
+    compile_source,
+    run_turn,
+)
 
 
 @dataclass
@@ -27,6 +36,13 @@ class FakeHost:
     user_memory: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    # The language model: `answer` makes the reply; `llm_failure` makes every
+    # call fail with that message, after `fail_after` pieces when streaming.
+    answer: Callable[[str], str] = field(default=lambda prompt: f"An answer about {prompt}.")
+    llm_failure: str | None = None
+    fail_after: int | None = None
+    prompts: list[str] = field(default_factory=list)
+    streams: list[list[str]] = field(default_factory=list)
 
     async def talk(self, content: str, suggestions: list[str]) -> None:
         self.messages.append(Message(content, list(suggestions)))
@@ -55,6 +71,33 @@ class FakeHost:
 
     def now(self) -> datetime:
         return self.clock
+
+    async def llm(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if self.llm_failure is not None:
+            raise HostProblem(self.llm_failure)
+        return self.answer(prompt)
+
+    async def llm_stream(self, prompt: str) -> AsyncIterator[str]:
+        self.prompts.append(prompt)
+        for number, piece in enumerate(re.findall(r"\S+\s*", self.answer(prompt))):
+            if self.llm_failure is not None and number == (self.fail_after or 0):
+                raise HostProblem(self.llm_failure)
+            yield piece
+
+    async def talk_stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        """Like the pipeline: what arrived is said as one message, even on failure."""
+        received: list[str] = []
+        try:
+            async for chunk in chunks:
+                received.append(chunk)
+        finally:
+            self.streams.append(received)
+            if received:
+                self.messages.append(Message("".join(received), list(suggestions)))
+        if not received:  # an empty answer is said like TALK ""
+            self.messages.append(Message("", list(suggestions)))
+        return "".join(received)
 
     def texts(self) -> list[str]:
         return [message.content for message in self.messages]

@@ -14,6 +14,13 @@ remembers the highest `seq` it has delivered and drops anything not newer,
 which makes a `resume` racing with live messages neither lose nor repeat
 one: live events that arrive while the history is being read are held back
 and released, through the same filter, right after it.
+
+Streamed bot text arrives as `message` frames with `delta` and
+`is_complete: false` under the seq its message will have; they pass the
+filter while that seq is newer than what was delivered but never advance
+it. The stored message then comes as an ordinary frame with the whole
+`content` and `is_complete: true`. History (and so `resume`) holds only
+stored messages, never deltas.
 """
 
 from __future__ import annotations
@@ -154,6 +161,11 @@ class Connection:
         if kind == "message":
             seq = int(event["seq"])
             if seq <= self.delivered.get(session_id, 0):
+                return
+            if event.get("is_complete") is False:
+                # A streamed piece: the complete message with this seq follows,
+                # and only that one counts as delivered.
+                self.outbox.put_nowait(frame)
                 return
             self.delivered[session_id] = seq
             frame["is_complete"] = True
@@ -351,6 +363,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         services.metrics.open_sockets.dec()
         if not writer.done():
             await _drain(connection, writer)
+        elif not writer.cancelled():
+            writer.exception()  # a send to a client that vanished: nothing to report
         with contextlib.suppress(Exception):
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close()

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
+
 from botserver.clock import Clock
-from botserver.engine.basic import BasicError, DialogChanged, Limits, Program, run_turn
+from botserver.engine.basic import (
+    BasicError,
+    DialogChanged,
+    HostProblem,
+    Limits,
+    Program,
+    run_turn,
+)
+from botserver.engine.llm import LlmClient, LlmError, LlmSettings
 from botserver.engine.packages import BotPackage
 from botserver.storage.db import Database
 
@@ -36,6 +48,14 @@ class Outbox(Protocol):
 
     async def flush(self) -> None: ...
 
+    async def stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        """Send what is buffered, then ``chunks`` live as one message; store it whole.
+
+        Returns the text stored. If ``chunks`` fails midway, what arrived is
+        stored and announced as complete before the error propagates.
+        """
+        ...
+
 
 class SessionHost:
     """What a script can reach: its session's messages, memories and context."""
@@ -50,6 +70,8 @@ class SessionHost:
         user_id: str,
         session_id: str,
         max_wait: float,
+        config: Mapping[str, str] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -58,6 +80,8 @@ class SessionHost:
         self.user_id = user_id
         self.session_id = session_id
         self.max_wait = max_wait
+        self.config = config or {}
+        self.http = http
 
     async def talk(self, content: str, suggestions: list[str]) -> None:
         await self.outbox.talk(content, list(suggestions))
@@ -92,6 +116,27 @@ class SessionHost:
     def now(self) -> datetime:
         return self.clock.now()
 
+    async def llm(self, prompt: str) -> str:
+        try:
+            return await self._llm_client().complete(prompt)
+        except LlmError as exc:
+            raise HostProblem(str(exc)) from None
+
+    async def llm_stream(self, prompt: str) -> AsyncIterator[str]:
+        try:
+            async with aclosing(self._llm_client().stream(prompt)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except LlmError as exc:
+            raise HostProblem(str(exc)) from None
+
+    async def talk_stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        return await self.outbox.stream(chunks, list(suggestions))
+
+    def _llm_client(self) -> LlmClient:
+        # Read on use, so a bot whose LLM rows are wrong fails only where it calls LLM.
+        return LlmClient(LlmSettings.from_config(self.config), http=self.http)
+
 
 class DialogRuntime:
     def __init__(
@@ -101,6 +146,11 @@ class DialogRuntime:
         self.clock = clock
         self.limits = limits or Limits()
         self.max_wait = max_wait
+        # One connection pool for every model endpoint the bots call.
+        self.http = httpx.AsyncClient(follow_redirects=False)
+
+    async def close(self) -> None:
+        await self.http.aclose()
 
     async def turn(
         self,
@@ -125,6 +175,8 @@ class DialogRuntime:
             user_id=user_id,
             session_id=session_id,
             max_wait=self.max_wait,
+            config=package.config,
+            http=self.http,
         )
         dialog, state = saved if saved else (package.entry_dialog, None)
         program = package.dialogs.get(dialog)

@@ -44,6 +44,7 @@ class Services:
         metrics = Metrics()
         bus = MemoryBus()
         bots = BotService(db, clock, settings.bots_dir)
+        runtime = DialogRuntime(db, clock)
         groups = GroupService(db, clock)
         conversations = ConversationService(
             db,
@@ -51,7 +52,7 @@ class Services:
             bus,
             LocalSessionLocks(),
             bots,
-            DialogRuntime(db, clock),
+            runtime,
             metrics,
             idle_minutes=settings.session_idle_minutes,
             group_names=groups.group_names_for,
@@ -78,4 +79,5 @@ class Services:
     async def close(self) -> None:
         await self.bus.close()
         await self.rate_limiter.close()
+        await self.conversations.runtime.close()
         await self.db.dispose()

@@ -10,7 +10,8 @@ REST; different sessions run concurrently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -32,6 +33,10 @@ ACTIVE = "active"
 ENDED = "ended"
 EXPIRED = "expired"
 MAX_CONTENT = 16 * 1024
+# Streamed text is sent on when this much has gathered or this long has passed
+# since the last piece went out, so tiny tokens do not each cost a frame.
+DELTA_CHARS = 64
+DELTA_SECONDS = 0.05
 
 GroupLookup = Callable[[str], Awaitable[set[str]]]
 
@@ -314,7 +319,18 @@ class _Stored:
 
 class _TurnOutbox:
     """Collects a turn's bot messages; `flush` stores them (and the dialog state) in
-    one transaction, then publishes them. Nothing is sent before it is stored."""
+    one transaction, then publishes them. Nothing is sent before it is stored.
+
+    `stream` is the one exception, for text generated while the user waits.
+    Its message's id and seq (the session's next) are chosen when the first
+    piece arrives; the pieces are published as `delta` events with
+    `is_complete: False` under that seq, and the whole text is then stored
+    with the same seq and id and published as an ordinary, complete message.
+    Concatenated, the deltas are exactly the stored content. Nothing else is
+    stored while the stream runs (the session lock is held), and the seq is
+    only taken when the message is stored, so a process dying mid-stream
+    leaves no gap: the unfinished message is simply never completed.
+    """
 
     def __init__(self, service: ConversationService, session_id: str) -> None:
         self.service = service
@@ -338,24 +354,102 @@ class _TurnOutbox:
                 for offset, (content, suggestions) in enumerate(pending):
                     stored.append(
                         await uow.conversations.add_message(
-                            Message(
-                                id=new_id("msg"),
-                                session_id=self.session_id,
-                                seq=first + offset,
-                                sender="bot",
-                                content=content,
-                                suggestions=suggestions,
-                                client_id=None,
-                                created_at=now,
-                            )
+                            self._message(new_id("msg"), first + offset, content, suggestions)
                         )
                     )
             if save_state:
                 dialog, values = state if state else ("", None)
                 await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
-        channel = session_channel(self.session_id)
         for message in stored:
-            view = message_view(message)
-            service.metrics.messages.labels("out").inc()
-            await service.bus.publish(channel, {"type": "message", **view})
-            self.sent.append(view)
+            await self._publish(message)
+
+    async def stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
+        # What the bot said before must reach the user before the wait for the model.
+        await self.flush()
+        channel = session_channel(self.session_id)
+        bus = self.service.bus
+        received: list[str] = []
+        unsent = ""
+        reserved: tuple[str, int] | None = None
+        last_sent = time.monotonic()
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if reserved is None:
+                    reserved = await self._reserve()
+                received.append(chunk)
+                unsent += chunk
+                now = time.monotonic()
+                if len(unsent) >= DELTA_CHARS or now - last_sent >= DELTA_SECONDS:
+                    await bus.publish(channel, self._delta(reserved, unsent))
+                    unsent, last_sent = "", now
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+            # Also on failure: the user gets a complete message holding what arrived.
+            if reserved is not None:
+                if unsent:
+                    await bus.publish(channel, self._delta(reserved, unsent))
+                await self._store_streamed(reserved, "".join(received), suggestions)
+        text = "".join(received)
+        if reserved is None:  # an empty answer is said like TALK ""
+            await self.talk(text, suggestions)
+        return text
+
+    async def _reserve(self) -> tuple[str, int]:
+        """The id and seq the streamed message will be stored under.
+
+        Nothing is written yet: the turn holds the session's lock, so the next
+        seq cannot be taken by anyone else, and a crash mid-stream leaves no
+        gap behind — only deltas of a message that never completed.
+        """
+        async with self.service.db.unit() as uow:
+            seq = await uow.conversations.last_seq(self.session_id) + 1
+        return new_id("msg"), seq
+
+    def _delta(self, reserved: tuple[str, int], text: str) -> dict[str, Any]:
+        message_id, seq = reserved
+        return {
+            "type": "message",
+            "session_id": self.session_id,
+            "message_id": message_id,
+            "seq": seq,
+            "sender": "bot",
+            "delta": text,
+            "is_complete": False,
+        }
+
+    async def _store_streamed(
+        self, reserved: tuple[str, int], content: str, suggestions: list[str]
+    ) -> None:
+        message_id, announced = reserved
+        async with self.service.db.unit() as uow:
+            seq = await uow.conversations.reserve_seqs(self.session_id)
+            message = await uow.conversations.add_message(
+                self._message(message_id, seq, content, suggestions)
+            )
+        if seq != announced:  # pragma: no cover - only if the session lock was not held
+            logger.warning("Streamed message %s was announced as seq %s.", message_id, announced)
+        await self._publish(message)
+
+    def _message(self, message_id: str, seq: int, content: str, suggestions: list[str]) -> Message:
+        return Message(
+            id=message_id,
+            session_id=self.session_id,
+            seq=seq,
+            sender="bot",
+            content=content,
+            suggestions=suggestions,
+            client_id=None,
+            created_at=self.service.clock.now(),
+        )
+
+    async def _publish(self, message: Message) -> None:
+        view = message_view(message)
+        self.service.metrics.messages.labels("out").inc()
+        await self.service.bus.publish(
+            session_channel(self.session_id), {"type": "message", **view, "is_complete": True}
+        )
+        self.sent.append(view)

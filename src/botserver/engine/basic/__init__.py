@@ -14,6 +14,7 @@ from .errors import (
     BasicSyntaxError,
     CallDepthExceeded,
     DialogChanged,
+    HostProblem,
     LimitExceeded,
     StepBudgetExceeded,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "CallDepthExceeded",
     "DialogChanged",
     "Host",
+    "HostProblem",
     "LimitExceeded",
     "Limits",
     "Program",

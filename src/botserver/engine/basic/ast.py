@@ -67,6 +67,13 @@ class MemoryGet(Expr):
 
 
 @dataclass(frozen=True)
+class LlmCall(Expr):
+    """``LLM(prompt)``: the whole answer of the bot's language model, as text."""
+
+    prompt: Expr
+
+
+@dataclass(frozen=True)
 class CaseMatch(Expr):
     """True when ``subject`` equals any of ``values`` (used by SELECT CASE)."""
 

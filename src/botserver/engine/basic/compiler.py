@@ -84,6 +84,10 @@ class _Compiler:
     def stmt(self, stmt: ast.Stmt, ctx: _Context) -> None:
         line = stmt.line
         match stmt:
+            case ast.Talk(expr=ast.LlmCall(prompt=prompt)):
+                # Only this exact shape streams; any other use of LLM() waits for
+                # the whole answer like every other expression.
+                self.emit(p.TalkLlmI(line, prompt))
             case ast.Talk(expr=expr):
                 self.emit(p.TalkI(line, expr))
             case ast.Hear(var=var, kind=kind, choices=choices):

@@ -65,5 +65,14 @@ class ValueProblem(Exception):
     """
 
 
+class HostProblem(ValueProblem):
+    """A Host call failed in a way the bot author must hear about.
+
+    Raised by hosts, for instance when the bot's LLM endpoint is not
+    configured or does not answer; the VM reports it with the file and line
+    of the instruction being executed, like any other runtime error.
+    """
+
+
 class SizeProblem(ValueProblem):
     """A value is larger than the limits allow; becomes :class:`LimitExceeded`."""

@@ -103,6 +103,10 @@ class _ToAst(Transformer_NonRecursive):
     def func(self, children: list[Any]) -> ast.Expr:
         token, *args = children
         name = token.value.upper()
+        if name == "LLM":  # not a built-in: it goes through the Host
+            if len(args) != 1:
+                raise _SyntaxProblem(token.line, f"LLM expects 1 argument, got {len(args)}")
+            return ast.LlmCall(args[0])
         builtin = FUNCTIONS.get(name)
         if builtin is None:
             raise _SyntaxProblem(token.line, f"Unknown function {token.value}")

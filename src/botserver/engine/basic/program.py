@@ -28,6 +28,13 @@ class TalkI(Instr):
 
 
 @dataclass(frozen=True)
+class TalkLlmI(Instr):
+    """``TALK LLM(prompt)``: stream the model's answer to the user as it arrives."""
+
+    prompt: ast.Expr
+
+
+@dataclass(frozen=True)
 class HearI(Instr):
     var: str
     kind: str

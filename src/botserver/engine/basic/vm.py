@@ -258,6 +258,10 @@ class VM:
                 content = to_text(await self.eval(expr))
                 suggestions, self.suggestions = self.suggestions, []
                 await self.host.talk(content, suggestions)
+            case p.TalkLlmI(prompt=prompt):
+                text = to_text(await self.eval(prompt))
+                suggestions, self.suggestions = self.suggestions, []
+                await self.host.talk_stream(self.host.llm_stream(text), suggestions)
             case p.HearI(var=var, kind=kind, choices=choice_exprs):
                 choices: list[str] = []
                 for choice in choice_exprs:
@@ -386,6 +390,9 @@ class VM:
                 else:
                     value = await self.host.get_user_memory(key)
                 return check_size("" if value is None else value, self.limits)
+            case ast.LlmCall(prompt=prompt):
+                answer = await self.host.llm(to_text(await self.eval(prompt)))
+                return check_size(answer, self.limits)
             case ast.CaseMatch(subject=subject, values=values):
                 actual = await self.eval(subject)
                 for candidate in values:

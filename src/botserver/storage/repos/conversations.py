@@ -76,6 +76,12 @@ class ConversationRepo:
         )
         return int(result.scalar_one()) - count + 1
 
+    async def last_seq(self, session_id: str) -> int:
+        result = await self.session.execute(
+            select(SESSIONS.c.last_seq).where(SESSIONS.c.id == session_id)
+        )
+        return int(result.scalar_one())
+
     async def reserve_seq_and_touch(
         self, session_id: str, now: datetime, expires_at: datetime
     ) -> int:
