@@ -263,6 +263,9 @@ function dropped(code) {
   stopHeartbeat();
   state.socket = null;
   state.synced = false;
+  // Text streamed on a dead socket is never completed there; the replay brings it whole.
+  for (const el of state.streams.values()) el.remove();
+  state.streams.clear();
   if (!state.wanted) return;
   if (code === 4401) {
     showSignedOut("Your sign-in has ended. Sign in again to continue.");
