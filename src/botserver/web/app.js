@@ -50,6 +50,14 @@ function show(view) {
   $("bot-title").hidden = view !== "view-chat";
 }
 
+// Neither signed in nor out: the server could not tell. Say why and offer to try again.
+function showProblem(text) {
+  show("view-loading");
+  $("loading-text").textContent = text;
+  $("retry").hidden = false;
+  $("retry").focus();
+}
+
 function showSignedOut(reason) {
   stopSocket();
   state.user = null;
@@ -117,7 +125,7 @@ function handleFailure(failure) {
   if (failure.status === 401) {
     showSignedOut("Your sign-in has ended. Sign in again to continue.");
   } else if (failure.code === "RATE_LIMITED") {
-    const wait = failure.retryAfter ? ` Try again in ${failure.retryAfter} s.` : "";
+    const wait = failure.retryAfter ? ` Try again in ${duration(failure.retryAfter)}.` : "";
     showNotice("warn", `Too many requests.${wait}`);
   } else {
     showNotice("error", failure.message || "Something went wrong.");
@@ -463,14 +471,19 @@ function onError(error) {
   }
 }
 
+function duration(seconds) {
+  return seconds < 90 ? `${seconds} s` : `${Math.ceil(seconds / 60)} min`;
+}
+
 // Refused for going too fast: hold everything back, then catch up and re-send.
 function rateLimited(seconds) {
   state.blockedUntil = Date.now() + seconds * 1000;
   setTyping(false);
-  for (const entry of state.outbox) setMeta(entry.el, `Not sent yet: retrying in ${seconds} s.`);
+  const wait = duration(seconds);
+  for (const entry of state.outbox) setMeta(entry.el, `Not sent yet: retrying in ${wait}.`);
   showNotice(
     "warn",
-    `You are sending messages faster than allowed. Waiting ${seconds} s before trying again.`,
+    `You are sending messages faster than allowed. Waiting ${wait} before trying again.`,
   );
   clearTimeout(state.blockTimer);
   state.blockTimer = setTimeout(() => {
@@ -598,6 +611,7 @@ async function boot() {
   onSuggestion((text) => sendMessage(text));
   $("sign-out").addEventListener("click", signOut);
   $("new-chat").addEventListener("click", () => showPicker());
+  $("retry").addEventListener("click", () => location.reload());
   window.addEventListener("online", () => {
     if (state.wanted && state.connection === "reconnecting") connect();
   });
@@ -608,7 +622,10 @@ async function boot() {
     const justLeft = load(STORAGE.signedOut);
     save(STORAGE.signedOut, null);
     if (failure.status === 401) showSignedOut(justLeft ? "You have signed out." : "");
-    else showSignedOut(`The server could not be reached (${failure.message}).`);
+    else if (failure.code === "RATE_LIMITED") {
+      const wait = failure.retryAfter ? ` Try again in ${duration(failure.retryAfter)}.` : "";
+      showProblem(`Too many requests from you right now.${wait}`);
+    } else showProblem(`The server did not answer as expected: ${failure.message}`);
     return;
   }
   $("user-name").textContent = state.user.username;
