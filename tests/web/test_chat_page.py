@@ -160,6 +160,13 @@ async def test_a_dropped_connection_resumes_without_losing_or_doubling(
     history = await services.conversations.history(principal, session_id, 0, 100)
     assert [m["content"] for m in history] == texts
 
+    # A new tab has its own sessionStorage; it finds the conversation through GET /api/session.
+    other = await context.new_page()
+    await other.goto("/")
+    await synced(other)
+    assert await transcript(other) == await transcript(page)
+    await other.close()
+
 
 async def test_streaming_rate_limits_and_an_ended_session(
     page: Page, context: BrowserContext, web_server: WebServer, make_account: MakeAccount
