@@ -166,10 +166,10 @@ class LiveServer:
 
 
 async def start_live_server(
-    application: FastAPI, **options: Any
+    application: FastAPI, port: int | None = None, **options: Any
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """Serve an app on a free loopback port from this event loop."""
-    port = find_free_port()
+    """Serve an app on a loopback port (a free one unless given) from this event loop."""
+    port = port or find_free_port()
     config = uvicorn.Config(
         application,
         host="127.0.0.1",

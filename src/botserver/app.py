@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from botserver import __version__
 from botserver.api import router as api_router
+from botserver.api.web import static_files
 from botserver.clock import Clock
 from botserver.config import Settings
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.include_router(api_router)
+    app.mount("/static", static_files(), name="static")
 
     # Added innermost first: metrics wrap everything, then the request id, CORS, rate
     # limits and size.

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     rate_limit_public: str = "60/hour"
     rate_limit_authenticated: str = "1000/hour"
     rate_limit_admin: str = "5000/hour"
-    rate_limit_exempt: CommaList = Field(default_factory=lambda: ["/health"])
+    # The chat page's own files are cheap and fetched on every visit; they spend no budget.
+    rate_limit_exempt: CommaList = Field(default_factory=lambda: ["/health", "/static"])
 
     @field_validator("cors_origins", "trusted_proxies", "rate_limit_exempt", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from botserver.api import admin, auth, batch, bots, groups, health, sessions, users, ws
+from botserver.api import admin, auth, batch, bots, groups, health, sessions, users, web, ws
 from botserver.directory.embedded import routes as directory_routes
 
 router = APIRouter()
@@ -16,3 +16,4 @@ router.include_router(admin.router)
 router.include_router(batch.router)
 router.include_router(users.router)
 router.include_router(directory_routes.router)
+router.include_router(web.router)
