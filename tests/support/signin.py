@@ -27,7 +27,7 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "_hasher", cheap)
 
 
-_FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
+_FORM_ACTION = re.compile(r'<form[^>]* method="post" action="([^"]+)"')
 _SEALED_REQUEST = re.compile(r'name="request" value="([^"]*)"')
 
 

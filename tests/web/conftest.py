@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from botserver.api.deps import CurrentUser
 from botserver.clock import Clock
 from botserver.services.container import Services
 from tests.conftest import require, start_live_server
@@ -88,7 +87,6 @@ class WebServer:
 
 @pytest.fixture
 async def web_server(app: FastAPI, web_port: int) -> AsyncIterator[WebServer]:
-    _stand_in_auth_routes(app)
     server = WebServer(app, web_port)
     await server.start()
     yield server
@@ -150,23 +148,3 @@ async def sign_in_with_cookies(context: BrowserContext, server: WebServer, user_
         ]
     )
     return issued.token
-
-
-# TODO: remove once the sign-in work (GET /api/users/me, POST /auth/logout) is on main;
-# until then these stand-ins let the chat page be tested with injected cookies.
-def _stand_in_auth_routes(app: FastAPI) -> None:
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/api/users/me" in paths:
-        return
-    router = APIRouter()
-
-    @router.get("/api/users/me")
-    async def me(principal: CurrentUser) -> dict[str, Any]:
-        return {"user_id": principal.user_id, "username": principal.username}
-
-    @router.post("/auth/logout")
-    async def logout(request: Request, principal: CurrentUser) -> dict[str, Any]:
-        await app.state.services.login_sessions.revoke(request.cookies["botserver_session"])
-        return {"success": True, "message": "Logged out successfully"}
-
-    app.include_router(router)

@@ -13,6 +13,7 @@ from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
 from botserver.services.principal import Principal
 from tests.conftest import MakeAccount
+from tests.support.signin import cheap_password_hashing  # noqa: F401
 from tests.web.conftest import WebServer, sign_in_with_cookies
 
 pytestmark = pytest.mark.browser
@@ -62,8 +63,21 @@ async def test_signed_out_visitors_are_offered_sign_in(page: Page) -> None:
 async def test_the_default_bots_menu_by_suggestions_then_reload_and_sign_out(
     page: Page, context: BrowserContext, web_server: WebServer, make_account: MakeAccount
 ) -> None:
-    account = await make_account("ada")
-    await sign_in_with_cookies(context, web_server, account.user_id)
+    await make_account("ada", password="correct horse battery")
+    await page.goto("/")
+    await page.get_by_role("link", name="Sign in").click()
+    # The embedded directory's form, styled by the page's own stylesheet.
+    await expect(page).to_have_title("Sign in · botserver")
+    await expect(page.locator(".brand-name")).to_have_text("botserver")
+    await page.get_by_label("Username").fill("ada")
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await expect(page.get_by_label("Username")).to_have_value("ada")
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#user-name")).to_have_text("ada")
+    assert page.url == f"{web_server.url}/"
     await open_default_bot(page)
 
     # The first question has no suggestions: answer it by typing, Enter sends.
