@@ -374,6 +374,9 @@ async def test_one_user_cannot_open_unlimited_sockets(
 ) -> None:
     first = await Socket.open(live_server.ws_url, alice.token)
     second = await Socket.open(live_server.ws_url, alice.token)
+    for opened in (first, second):  # signed in (and counted) before the third arrives
+        await opened.send({"type": "ping"})
+        assert (await opened.recv())["type"] == "pong"
     third = await Socket.open(live_server.ws_url, alice.token)
     with pytest.raises(ConnectionClosed) as closed:
         await third.recv()
