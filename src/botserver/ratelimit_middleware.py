@@ -1,5 +1,11 @@
 """The HTTP side of the rate limiter: count every request, stamp every answer, refuse with 429.
 
+A WebSocket handshake is a request too: it spends one hit, the upgrade's
+answer carries the headers, and a spent budget refuses the upgrade with the
+same 429 (an ASGI denial response), so a flood of handshakes is bounded like
+a flood of requests. The socket's messages are then counted one by one by the
+WebSocket code.
+
 Sits inside CORS (so a refusal still carries the CORS headers a browser needs
 to read it) and outside the routes (so 404, 405, 413 and validation errors
 are counted and stamped like any other answer). The headers are also left in
@@ -48,8 +54,7 @@ class RateLimitMiddleware:
         self.limiter = services.rate_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Socket messages are counted by the WebSocket code, one hit per message.
-        if scope["type"] != "http" or self.limiter.is_exempt(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or self.limiter.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
 
@@ -64,15 +69,16 @@ class RateLimitMiddleware:
         if not decision.allowed:
             logger.info(
                 "Refused %s %s: the %s rate limit is spent.",
-                scope.get("method"),
+                scope.get("method", "WEBSOCKET"),
                 scope["path"],
                 decision.tier,
             )
-            await _refuse(send, decision.retry_after, headers)
+            await _refuse(scope, receive, send, decision.retry_after, headers)
             return
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message.setdefault("headers", [])
                 response_headers = MutableHeaders(scope=message)
                 for name, value in headers.items():
                     response_headers[name] = value
@@ -81,13 +87,23 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _refuse(send: Send, retry_after: int, headers: dict[str, str]) -> None:
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, retry_after: int, headers: dict[str, str]
+) -> None:
     message = f"Too many requests. Try again in {retry_after} seconds."
     details = {"retry_after": retry_after}
     body = json.dumps(envelope(ErrorCode.RATE_LIMITED, message, details)).encode()
+    prefix = "http"
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            # A server that cannot answer a handshake with a response closes it instead.
+            await send({"type": "websocket.close", "code": 4429, "reason": "Rate limited."})
+            return
+        prefix = "websocket.http"
     await send(
         {
-            "type": "http.response.start",
+            "type": f"{prefix}.response.start",
             "status": 429,
             "headers": [
                 (b"content-type", b"application/json"),
@@ -96,4 +112,4 @@ async def _refuse(send: Send, retry_after: int, headers: dict[str, str]) -> None
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}.response.body", "body": body})

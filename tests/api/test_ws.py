@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from botserver.clock import FrozenClock
 from tests.api.wsclient import Socket
@@ -420,8 +420,10 @@ async def test_socket_messages_spend_the_users_rate_budget(
     small_budget: None, live_server: LiveServer, client: httpx.AsyncClient, alice: Account
 ) -> None:
     session_id = await open_session(client, alice)  # GET /api/bots + POST create: 2 of 6
-    async with await Socket.open(live_server.ws_url, alice.token) as ws:
-        for n in range(4):
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:  # the handshake: 3
+        assert ws.connection.response is not None
+        assert ws.connection.response.headers["X-RateLimit-Remaining"] == "3"
+        for n in range(3):
             await ws.send({"type": "message", "session_id": session_id, "content": f"m{n}"})
             frames = await ws.recv_until(lambda f: f["type"] in ("message", "error"))
             assert frames[-1]["type"] == "message"
@@ -437,3 +439,34 @@ async def test_socket_messages_spend_the_users_rate_budget(
     assert response.status_code == 429
     history = await live_server.app.state.services.conversations.messages_after(session_id, 0, 100)
     assert "one too many" not in [m["content"] for m in history]
+
+
+async def test_a_spent_budget_refuses_the_handshake_too(
+    small_budget: None, live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    for _ in range(6):
+        assert (await client.get("/api/bots", headers=alice.headers)).status_code == 200
+    with pytest.raises(InvalidStatus) as refused:
+        await Socket.open(live_server.ws_url, alice.token)
+    answer = refused.value.response
+    assert answer.status_code == 429
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.headers["X-RateLimit-Remaining"] == "0"
+    assert json.loads(answer.body)["error"]["code"] == "RATE_LIMITED"
+
+
+@pytest.fixture
+def small_public_budget(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["rate_limit_public"] = "3/hour"
+
+
+async def test_anonymous_handshakes_spend_the_address_budget(
+    small_public_budget: None, live_server: LiveServer
+) -> None:
+    # Sockets that sign in with an `auth` frame are anonymous at the handshake.
+    for _ in range(3):
+        async with await Socket.open(live_server.ws_url) as ws:
+            await ws.connection.close()
+    with pytest.raises(InvalidStatus) as refused:
+        await Socket.open(live_server.ws_url)
+    assert refused.value.response.status_code == 429
