@@ -316,3 +316,25 @@ class TestBots:
             headers=admin.headers,
         )
         assert await visible() == {"echo", "staff"}
+
+
+@pytest.fixture
+def behind_a_proxy(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["trusted_proxies"] = ["127.0.0.1"]  # the test client's address
+
+
+async def test_audit_entries_name_the_clients_address(
+    behind_a_proxy: None, client: httpx.AsyncClient, admin: Account, make_account: MakeAccount
+) -> None:
+    user = await make_account("watched")
+    url = f"/api/admin/users/{user.user_id}/role"
+    forwarded = {**admin.headers, "X-Forwarded-For": "203.0.113.9"}
+    assert (await client.put(url, json={"role": "admin"}, headers=forwarded)).status_code == 200
+    assert (await client.put(url, json={"role": "user"}, headers=admin.headers)).status_code == 200
+
+    audit = await client.get(
+        "/api/admin/audit", params={"kind": "role_changed"}, headers=admin.headers
+    )
+    demoted, promoted = audit.json()["events"]
+    assert promoted["ip"] == "203.0.113.9"  # from the trusted proxy's header
+    assert demoted["ip"] == "127.0.0.1"  # the peer itself

@@ -83,7 +83,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             allow_headers=["Content-Type", "Authorization", "X-CSRF-Token", "X-Request-Id"],
             expose_headers=EXPOSED_HEADERS,
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware, trusted_proxies=services.rate_limiter.trusted_proxies
+    )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
 

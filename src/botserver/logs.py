@@ -9,6 +9,9 @@ from contextvars import ContextVar
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# The client's address (through trusted proxies) for the request being served; audit
+# entries take it from here.
+client_address_var: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 class RequestIdFilter(logging.Filter):

@@ -11,7 +11,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botserver.errors import ErrorCode, envelope
-from botserver.logs import request_id_var
+from botserver.logs import client_address_var, request_id_var
+from botserver.proxies import Network, client_address
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,14 @@ class RequestContextMiddleware:
     A client may pass its own `X-Request-Id` (handy behind a proxy that sets
     one); anything that is not a short token is replaced. The outermost place
     that can still answer is here, so an uncaught exception is logged with
-    the id and answered with the envelope, never a traceback.
+    the id and answered with the envelope, never a traceback. It also notes
+    the client's address (believing `X-Forwarded-For` only from
+    `trusted_proxies`) for the audit log.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -63,6 +67,7 @@ class RequestContextMiddleware:
         request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        address_token = client_address_var.set(client_address(scope, self.trusted_proxies))
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -92,6 +97,7 @@ class RequestContextMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+            client_address_var.reset(address_token)
 
 
 class BodySizeLimitMiddleware:

@@ -19,6 +19,7 @@ from botserver.api.deps import (
 from botserver.clock import isoformat
 from botserver.config import Settings
 from botserver.errors import error_responses
+from botserver.logs import client_address_var
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -94,7 +95,7 @@ async def callback(
     error: str | None = None,
 ) -> RedirectResponse:
     """Finish signing in: set the session cookie and return to where sign-in started."""
-    ip = request.client.host if request.client else None
+    ip = client_address_var.get()  # through trusted proxies
     signed_in = await services.signin.finish(code=code, state=state, error=error, ip=ip)
 
     settings = services.settings

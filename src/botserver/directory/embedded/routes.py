@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from botserver.api.deps import ServicesDep
 from botserver.directory.embedded.provider import LoginRefused, TokenError
 from botserver.errors import ApiError
+from botserver.logs import client_address_var
 
 
 async def _embedded_only(services: ServicesDep) -> None:
@@ -86,7 +87,7 @@ async def login(
 ) -> Response:
     provider = services.directory
     checked = provider.unseal(sealed)
-    ip = request.client.host if request.client else None
+    ip = client_address_var.get()  # through trusted proxies
     try:
         user = await provider.authenticate(username, password, ip)
     except LoginRefused as refused:

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botserver.logs import client_address_var
 from botserver.storage.models import AuditEvent
 
 
@@ -23,13 +24,14 @@ class AuditRepo:
         ip: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        """Note an event; `ip` defaults to the address of the request being served."""
         self.session.add(
             AuditEvent(
                 kind=kind,
                 created_at=when,
                 user_id=user_id,
                 actor_id=actor_id,
-                ip=ip,
+                ip=ip if ip is not None else client_address_var.get(),
                 details=details or {},
             )
         )
