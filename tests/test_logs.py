@@ -60,7 +60,7 @@ async def test_tokens_never_reach_the_log(
     with caplog.at_level(logging.DEBUG):
         await client.get("/auth/validate", headers=account.headers)
         await client.get("/auth/validate", headers={"Authorization": f"Bearer {forged}"})
-        await client.get("/auth/validate", cookies={"botserver_session": forged})
+        await client.get("/auth/validate", headers={"Cookie": f"botserver_session={forged}"})
         await client.get(f"/nope?token={forged}")
     # The test's own HTTP client logs the URLs it requested; only the server's lines count.
     text = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx")
