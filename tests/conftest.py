@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -40,24 +40,32 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+class _Startable(Protocol):
+    def start(self) -> Any: ...
+
+
+Startable = TypeVar("Startable", bound=_Startable)
+
+
+def started(server: Startable, what: str) -> Startable:
+    """`server`, started; when it cannot start, `require` says `what` is missing."""
     try:
         server.start()
     except RuntimeError as exc:
-        require(False, f"PostgreSQL is not available: {exc}")
+        require(False, f"{what} is not available: {exc}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = started(PostgresServer(), "PostgreSQL")
     yield server
     server.destroy()
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        server.start()
-    except RuntimeError as exc:
-        require(False, f"Redis is not available: {exc}")
+    server = started(RedisServer(), "Redis")
     yield server
     server.destroy()
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from botserver.clock import FrozenClock
 from botserver.services.signin import ZITADEL_ROLES_CLAIM, roles_from_claims
-from tests.conftest import MakeAccount, require
+from tests.conftest import MakeAccount, started
 from tests.support.idp import OidcProviderProcess
 from tests.support.services import find_free_port
 from tests.support.signin import (
@@ -97,10 +97,7 @@ def idp(port: int) -> Iterator[OidcProviderProcess]:
         post_logout_redirect_uris=[f"http://127.0.0.1:{port}/"],
         id_token_ttl=60,
     )
-    try:
-        provider.start()
-    except RuntimeError as exc:
-        require(False, f"the test OpenID provider is not available: {exc}")
+    started(provider, "the test OpenID provider")
     yield provider
     provider.stop()
 

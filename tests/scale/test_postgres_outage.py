@@ -14,7 +14,7 @@ import pytest
 from botserver.app import create_app
 from botserver.config import Settings
 from tests.api.wsclient import Socket
-from tests.conftest import require, start_live_server
+from tests.conftest import start_live_server, started
 from tests.scale.conftest import open_session
 from tests.support.services import PostgresServer
 
@@ -24,11 +24,7 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of its own: this module stops it, and nobody else may notice."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except RuntimeError as exc:
-        require(False, f"PostgreSQL is not available: {exc}")
+    server = started(PostgresServer(), "PostgreSQL")
     yield server
     server.destroy()
 

@@ -20,7 +20,7 @@ from botserver.app import create_app
 from botserver.config import Settings
 from botserver.services.container import Services
 from tests.api.wsclient import Socket
-from tests.conftest import require, start_live_server
+from tests.conftest import start_live_server, started
 from tests.scale.conftest import open_session
 from tests.support.services import PostgresServer, RedisServer
 
@@ -30,11 +30,7 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[RedisServer]:
     """A server of its own: this module stops it, and nobody else may notice."""
-    server = RedisServer()
-    try:
-        server.start()
-    except RuntimeError as exc:
-        require(False, f"Redis is not available: {exc}")
+    server = started(RedisServer(), "Redis")
     yield server
     server.destroy()
 
