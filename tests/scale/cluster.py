@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import secrets
 import signal
@@ -71,7 +73,8 @@ class Instance:
         return f"ws://127.0.0.1:{self.port}"
 
     def spawn(self) -> None:
-        env = dict(self.env, BOTSERVER_PUBLIC_URL=self.url)
+        # Behind a load balancer every instance has the deployment's public URL.
+        env = {"BOTSERVER_PUBLIC_URL": self.url, **self.env}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "botserver", "serve", "--port", str(self.port)],
@@ -131,6 +134,64 @@ async def start_instances(env: dict[str, str], logs: Path, count: int) -> list[I
             instance.kill()
         raise
     return instances
+
+
+class Balancer:
+    """A TCP load balancer on a free loopback port: each connection goes to the next backend.
+
+    No stickiness: consecutive requests from one client (each on its own
+    connection) land on different instances, as behind any round-robin proxy.
+    """
+
+    def __init__(self) -> None:
+        self.port = find_free_port()
+        self.backends: list[int] = []
+        self._turn = itertools.count()
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, backends: list[Instance]) -> None:
+        self.backends = [instance.port for instance in backends]
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def _forward(
+        self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
+    ) -> None:
+        port = self.backends[next(self._turn) % len(self.backends)]
+        try:
+            backend_reader, backend = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            client.close()
+            return
+        self._open.update((client, backend))
+        try:
+            await asyncio.gather(_pipe(client_reader, backend), _pipe(backend_reader, client))
+        finally:
+            self._open.difference_update((client, backend))
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._open):
+            writer.close()
+        await self._server.wait_closed()
+
+
+async def _pipe(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            target.write(data)
+            await target.drain()
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            target.close()
 
 
 def new_secret() -> str:

@@ -14,7 +14,15 @@ import pytest
 
 from botserver.config import Settings
 from botserver.services.container import Services
-from tests.scale.cluster import ROOT, Instance, app_env, new_secret, run_cli, start_instances
+from tests.scale.cluster import (
+    ROOT,
+    Balancer,
+    Instance,
+    app_env,
+    new_secret,
+    run_cli,
+    start_instances,
+)
 from tests.support.services import PostgresServer, RedisServer
 
 
@@ -26,13 +34,16 @@ class Deployment:
     a: Instance
     b: Instance
     token: str  # a user's login-session token
+    public_url: str  # the load balancer in front of both, as every instance is told
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def new_account(env: dict[str, str], name: str | None = None) -> str:
+async def new_account(
+    env: dict[str, str], name: str | None = None, password: str | None = None
+) -> str:
     """A user and a login-session token, made through the services on the shared database."""
     name = name or f"user{secrets.token_hex(3)}"
     settings = Settings(  # type: ignore[call-arg]
@@ -40,7 +51,7 @@ async def new_account(env: dict[str, str], name: str | None = None) -> str:
     )
     services = Services.build(settings)
     try:
-        user = await services.users.create(name, email=f"{name}@example.com")
+        user = await services.users.create(name, email=f"{name}@example.com", password=password)
         return (await services.login_sessions.issue(user.id)).token
     finally:
         await services.close()
@@ -59,12 +70,16 @@ async def deployment(
     database_url = postgres.create_database(f"scale_{secrets.token_hex(4)}")
     bots_dir = copy_bots(base / "bots")
     env = app_env(database_url, redis_server.url, bots_dir, new_secret())
+    balancer = Balancer()
+    env["BOTSERVER_PUBLIC_URL"] = balancer.url
     run_cli(env, "migrate")  # before the rollout, as in production
     token = await new_account(env)
     a, b = await start_instances(env, base, 2)
     try:
-        yield Deployment(env, bots_dir, base, a, b, token)
+        await balancer.start([a, b])
+        yield Deployment(env, bots_dir, base, a, b, token, balancer.url)
     finally:
+        await balancer.close()
         for instance in (a, b):
             instance.stop()
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from typing import Any
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from botserver.app import create_app
 from botserver.config import Settings
 from tests.api.wsclient import Socket
 from tests.scale.cluster import Instance, start_instances
-from tests.scale.conftest import Deployment, history, open_session
+from tests.scale.conftest import Deployment, history, new_account, open_session
+from tests.support.signin import start_sign_in, submit_login
 
 
 def is_reply(content: str) -> Any:
@@ -209,8 +213,99 @@ async def talk_to_new_bot(instance: Instance, headers: dict[str, str]) -> list[s
     raise AssertionError(f"{instance.url} never ran the reloaded bot")
 
 
+async def test_a_logout_through_b_ends_the_login_on_a_at_once(deployment: Deployment) -> None:
+    a, b = deployment.a, deployment.b
+    token = await new_account(deployment.env)
+    headers = {"Authorization": f"Bearer {token}"}
+    session_id = await open_session(a.url, headers)
+    async with await Socket.open(a.ws_url, token) as on_a:
+        await on_a.send({"type": "resume", "session_id": session_id, "after_seq": 0})
+        assert (await on_a.recv())["content"] == "Hello! Say something."
+
+        async with httpx.AsyncClient(base_url=b.url, headers=headers) as through_b:
+            logged_out = await through_b.post("/auth/logout")
+        assert logged_out.status_code == 200, logged_out.text
+
+        async with httpx.AsyncClient(base_url=a.url, headers=headers) as through_a:
+            for path in ("/auth/validate", f"/api/session/{session_id}/messages"):
+                refused = await through_a.get(path)
+                assert refused.status_code == 401, refused.text
+                assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+
+        # The socket checks the login session on each frame: the next one closes it.
+        await on_a.send({"type": "message", "session_id": session_id, "content": "still here?"})
+        with pytest.raises(ConnectionClosed) as closed:
+            await on_a.recv_until(is_reply("You said: still here?"))
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_csrf_token_from_a_is_accepted_by_b_and_a_forged_one_is_not(
+    deployment: Deployment,
+) -> None:
+    a, b, token = deployment.a, deployment.b, deployment.token
+    async with httpx.AsyncClient(
+        base_url=a.url, headers={"Cookie": f"botserver_session={token}"}
+    ) as on_a:
+        answer = await on_a.get("/auth/csrf")
+        assert answer.status_code == 200, answer.text
+        bots = (await on_a.get("/api/bots")).json()["bots"]
+    csrf = answer.json()["csrf_token"]
+    bot_id = next(bot["id"] for bot in bots if bot["name"] == "echo")
+
+    async def create_session(cookie_csrf: str, header_csrf: str | None) -> httpx.Response:
+        # What the page served from the public URL sends: both cookies, the echoed token.
+        headers = {
+            "Origin": deployment.public_url,
+            "Cookie": f"botserver_session={token}; botserver_csrf={cookie_csrf}",
+        }
+        if header_csrf is not None:
+            headers["X-CSRF-Token"] = header_csrf
+        async with httpx.AsyncClient(base_url=b.url, headers=headers) as on_b:
+            return await on_b.post("/api/session/create", json={"bot_id": bot_id})
+
+    accepted = await create_session(csrf, csrf)
+    assert accepted.status_code == 201, accepted.text
+
+    forged = "0" * len(csrf)
+    for refused in (await create_session(csrf, None), await create_session(forged, forged)):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "FORBIDDEN"
+        assert "CSRF" in refused.json()["error"]["message"]
+
+
+async def test_a_sign_in_started_on_a_finishes_on_b(deployment: Deployment) -> None:
+    a, b, public = deployment.a, deployment.b, deployment.public_url
+    name, password = f"walker{secrets.token_hex(3)}", "a long and private passphrase"
+    await new_account(deployment.env, name, password)
+
+    async with httpx.AsyncClient(base_url=a.url, timeout=30) as browser:
+        authorize = await start_sign_in(browser, return_to="/chat")
+        assert authorize.startswith(f"{public}/directory/authorize?")
+        # The directory's pages come through the load balancer, from either instance.
+        answer = await submit_login(browser, authorize, name, password)
+        assert answer.status_code == 303, answer.text
+        callback = answer.headers["location"]
+        assert callback.startswith(f"{public}/auth/callback?")
+
+        finished = await browser.get(b.url + callback.removeprefix(public))
+        assert finished.status_code == 302, finished.text
+        assert finished.headers["location"] == "/chat"
+
+        # Signed in on both instances with the cookie B set.
+        for instance in (a, b):
+            me = await browser.get(f"{instance.url}/api/users/me")
+            assert me.status_code == 200, me.text
+            assert me.json()["username"] == name
+
+        # The state was taken once, cluster-wide: the same callback on A is refused.
+        replayed = await browser.get(a.url + callback.removeprefix(public))
+        assert replayed.status_code == 400
+        assert "already used" in replayed.json()["error"]["message"]
+
+
 async def test_both_instances_spend_one_rate_budget(deployment: Deployment) -> None:
     # Anonymous requests spend the public budget of this client address (60 an hour).
+    # This spends all of it for the hour, so it stays the last test of the module.
     async with (
         httpx.AsyncClient(base_url=deployment.a.url) as on_a,
         httpx.AsyncClient(base_url=deployment.b.url) as on_b,
