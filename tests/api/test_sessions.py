@@ -256,3 +256,32 @@ async def test_oversized_and_empty_messages_are_refused(
     huge = await client.post(path, json={"content": "x" * 20_000}, headers=alice.headers)
     assert huge.status_code == 422
     assert huge.json()["error"]["details"]["fields"][0]["field"] == "content"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/session/SESSION/messages?after_seq={10**30}",
+        f"/api/session/SESSION/messages?after_seq={2**31}",
+        "/api/session/SESSION/messages?after_seq=-1",
+        f"/api/sessions?offset={10**23}",
+        f"/api/sessions?limit={10**30}",
+        f"/api/groups/list?offset={10**23}",
+        f"/api/admin/users?offset={10**23}",
+        f"/api/admin/audit?offset={10**23}",
+    ],
+)
+async def test_numbers_out_of_range_are_a_validation_error(
+    client: httpx.AsyncClient, alice: Account, admin: Account, path: str
+) -> None:
+    session_id = await open_session(client, alice)
+    caller = admin if path.startswith("/api/admin") else alice
+    response = await client.get(path.replace("SESSION", session_id), headers=caller.headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["details"]["fields"][0]["field"] in {
+        "query.after_seq",
+        "query.offset",
+        "query.limit",
+    }

@@ -201,6 +201,9 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
     assert [m["content"] for m in history].count("once") == 1
 
 
+OWN = "the-callers-own-session"
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -213,6 +216,13 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
             "NOT_FOUND",
         ),
         (json.dumps({"type": "resume", "session_id": "s", "after_seq": "x"}), "VALIDATION_ERROR"),
+        (json.dumps({"type": "resume", "session_id": "s", "after_seq": -1}), "VALIDATION_ERROR"),
+        # Numbers past the seq column's range, on the caller's own session.
+        (
+            json.dumps({"type": "resume", "session_id": OWN, "after_seq": 10**30}),
+            "VALIDATION_ERROR",
+        ),
+        (json.dumps({"type": "resume", "session_id": OWN, "after_seq": 2**31}), "VALIDATION_ERROR"),
         (
             json.dumps({"type": "message", "session_id": "s", "content": "x" * 70_000}),
             "PAYLOAD_TOO_LARGE",
@@ -220,8 +230,10 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(
-    live_server: LiveServer, alice: Account, frame: str, code: str
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, frame: str, code: str
 ) -> None:
+    if OWN in frame:
+        frame = frame.replace(OWN, await open_session(client, alice))
     async with await Socket.open(live_server.ws_url, alice.token) as ws:
         await ws.send(frame)
         error = await ws.recv()
@@ -230,6 +242,36 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(
         assert set(error["error"]) == {"code", "message", "details"}
         await ws.send({"type": "ping"})
         assert (await ws.recv())["type"] == "pong"
+
+
+async def test_an_unexpected_failure_answers_server_error_and_keeps_the_socket(
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    alice: Account,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session_id = await open_session(client, alice)
+
+    # No known frame breaks the server any more, so one is made to: a bug in typing.
+    async def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(live_server.app.state.services.conversations, "typing", broken)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "typing", "session_id": session_id})
+        error = await ws.recv()
+        assert error["type"] == "error" and error["session_id"] == session_id
+        assert error["error"]["code"] == "SERVER_ERROR"
+        assert "secret internals" not in json.dumps(error)
+        assert error["error"]["details"]["request_id"]
+        # The socket still works, messages included.
+        await ws.send({"type": "message", "session_id": session_id, "content": "still here"})
+        frames = await ws.recv_until(lambda f: f["type"] == "message")
+        assert frames[-1]["content"] == "You said: still here"
+    failures = [r for r in caplog.records if r.name == "botserver.api.ws" and r.exc_info]
+    assert len(failures) == 1
+    assert "secret internals" in caplog.text
 
 
 async def test_binary_frames_are_refused_with_an_error_frame(

@@ -41,7 +41,9 @@ from starlette.websockets import WebSocketState
 from botserver.api.deps import SESSION_COOKIE, allowed_origins
 from botserver.bus import Event, Subscription, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
+from botserver.logs import request_id_var
 from botserver.services.container import Services
+from botserver.services.conversations import MAX_SEQ
 from botserver.services.principal import Principal
 from botserver.storage.db import DatabaseUnavailable
 
@@ -174,9 +176,15 @@ class Connection:
         if not own:
             self.outbox.put_nowait(frame)
 
-    def error(self, code: ErrorCode | str, message: str, session_id: str | None = None) -> None:
+    def error(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        session_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         frame: dict[str, Any] = {"type": "error", "session_id": session_id}
-        frame.update(envelope(code, message))
+        frame.update(envelope(code, message, details))
         self.outbox.put_nowait(frame)
 
     def strike(self) -> None:
@@ -255,14 +263,24 @@ class Connection:
                 )
         except ApiError as exc:
             self.strike()
-            frame_out: dict[str, Any] = {"type": "error", "session_id": session_id}
-            frame_out.update(envelope(exc.code, exc.message, exc.details))
-            self.outbox.put_nowait(frame_out)
+            self.error(exc.code, exc.message, session_id, exc.details)
         except DatabaseUnavailable:
             # Not the client's fault: no strike, the socket stays open for a retry.
             logger.warning("The database is not answering; a %s frame was refused.", kind)
             self.error(
                 ErrorCode.SERVICE_UNAVAILABLE, "The database is not answering; retry.", session_id
+            )
+        except _Closed:
+            raise
+        except Exception:
+            # A bug of ours: the traceback goes to the log, the client gets the request id
+            # to report, and the socket stays open for the next frame.
+            logger.exception("A %s frame on socket %s failed unexpectedly.", kind, self.id)
+            self.error(
+                ErrorCode.SERVER_ERROR,
+                "The server failed to handle this frame.",
+                session_id,
+                {"request_id": request_id_var.get()},
             )
 
     async def check_rate(self) -> None:
@@ -313,8 +331,12 @@ class Connection:
 
     async def on_resume(self, frame: dict[str, Any], session_id: str) -> None:
         after = frame.get("after_seq", 0)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ApiError(ErrorCode.VALIDATION_ERROR, "after_seq must be a whole number ≥ 0.", 422)
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_SEQ:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                f"after_seq must be a whole number from 0 to {MAX_SEQ}.",
+                422,
+            )
         self.held[session_id] = []
         try:
             await self.follow(session_id)

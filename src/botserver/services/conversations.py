@@ -35,6 +35,8 @@ ACTIVE = "active"
 ENDED = "ended"
 EXPIRED = "expired"
 MAX_CONTENT = 16 * 1024
+# seq is a 32-bit column on PostgreSQL; larger numbers are refused before any query.
+MAX_SEQ = 2**31 - 1
 # Streamed text is sent on when this much has gathered or this long has passed
 # since the last piece went out, so tiny tokens do not each cost a frame.
 DELTA_CHARS = 64
