@@ -336,6 +336,36 @@ async def test_a_flood_of_bad_frames_closes_the_socket_with_4429(
         assert (await again.recv())["type"] == "pong"
 
 
+@pytest.fixture
+def few_frames(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["ws_max_frames_per_second"] = 20
+
+
+async def test_a_flood_of_valid_pings_is_capped_and_closed_with_4429(
+    few_frames: None, live_server: LiveServer, alice: Account
+) -> None:
+    ws = await Socket.open(live_server.ws_url, alice.token)
+    for _ in range(500):
+        await ws.send({"type": "ping"})
+    frames: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(1000):
+            frames.append(await ws.recv())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    kinds = [f["type"] for f in frames]
+    # The first second's worth is answered, then the rest is refused until the close.
+    assert kinds[:20] == ["pong"] * 20
+    assert kinds.count("pong") < 40
+    refused = [f for f in frames if f["type"] == "error"]
+    assert refused and {f["error"]["code"] for f in refused} == {"RATE_LIMITED"}
+    # A socket that keeps to the pace is never refused.
+    async with await Socket.open(live_server.ws_url, alice.token) as calm:
+        for _ in range(30):
+            await calm.send({"type": "ping"})
+            assert (await calm.recv())["type"] == "pong"
+            await asyncio.sleep(0.06)
+
+
 @pytest.mark.parametrize("how", ["nothing", "bad bearer", "bad auth frame", "wrong first frame"])
 async def test_unauthenticated_sockets_are_closed_with_4401(
     live_server: LiveServer, how: str

@@ -4,8 +4,9 @@ Close codes:
     4401  not authenticated (no or bad credentials, or no `auth` frame within 10 s,
           or the login session expired or was revoked while connected)
     4403  the session cookie was sent from an origin that is not allowed
-    4429  abuse: too many refused or malformed frames in a short time, or more
-          open sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
+    4429  abuse: too many refused or malformed frames in a short time (frames past
+          BOTSERVER_WS_MAX_FRAMES_PER_SECOND count as refused), or more open
+          sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
     1013  try again later: the database did not answer while signing in
     1009  a frame far over the size limit (closed by the protocol layer)
 
@@ -79,6 +80,7 @@ class Connection:
         self.delivered: dict[str, int] = {}
         self.held: dict[str, list[Event]] = {}
         self.strikes: deque[float] = deque()
+        self.recent_frames: deque[float] = deque()
         self.claimed = False
         self.address = websocket.client.host if websocket.client else None
 
@@ -195,6 +197,16 @@ class Connection:
         if len(self.strikes) > STRIKE_LIMIT:
             raise _Closed(CLOSE_ABUSE, "Too many refused or malformed frames.")
 
+    def within_frame_rate(self) -> bool:
+        """Count a frame in a one-second sliding window; false past the configured cap."""
+        now = time.monotonic()
+        while self.recent_frames and self.recent_frames[0] <= now - 1.0:
+            self.recent_frames.popleft()
+        if len(self.recent_frames) >= self.services.settings.ws_max_frames_per_second:
+            return False
+        self.recent_frames.append(now)
+        return True
+
     # -- subscriptions ------------------------------------------------------
 
     async def follow(self, session_id: str) -> None:
@@ -217,6 +229,11 @@ class Connection:
     # -- incoming -----------------------------------------------------------
 
     async def handle(self, text: str) -> None:
+        # Even valid frames are capped: a flood of pings costs as much as anything else.
+        if not self.within_frame_rate():
+            self.strike()
+            self.error(ErrorCode.RATE_LIMITED, "Too many frames a second; slow down.")
+            return
         if len(text.encode()) > self.services.settings.ws_max_frame_bytes:
             self.strike()
             self.error(
