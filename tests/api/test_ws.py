@@ -320,6 +320,32 @@ async def test_a_message_to_an_ended_session_is_refused(
         assert error["error"]["code"] == "SESSION_ENDED"
 
 
+@pytest.mark.parametrize("how", ["ended", "expired"])
+async def test_typing_to_an_ended_session_is_refused(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, clock: FrozenClock, how: str
+) -> None:
+    session_id = await open_session(client, alice)
+    async with (
+        await Socket.open(live_server.ws_url, alice.token) as typist,
+        await Socket.open(live_server.ws_url, alice.token) as watcher,
+    ):
+        await watcher.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await watcher.send({"type": "ping"})
+        assert (await watcher.recv())["type"] == "pong"
+        if how == "ended":
+            await client.delete(f"/api/session/{session_id}", headers=alice.headers)
+            assert (await watcher.recv())["type"] == "session_ended"
+        else:
+            clock.advance(minutes=11)  # echo: 10 idle minutes
+        await typist.send({"type": "typing", "session_id": session_id})
+        error = await typist.recv()
+        assert error["type"] == "error" and error["session_id"] == session_id
+        assert error["error"]["code"] == "SESSION_ENDED"
+        # Nobody is told the user is typing into a session that is over.
+        with pytest.raises(TimeoutError):
+            await watcher.recv(0.3, skip=())
+
+
 async def test_a_flood_of_bad_frames_closes_the_socket_with_4429(
     live_server: LiveServer, alice: Account
 ) -> None:

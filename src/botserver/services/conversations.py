@@ -307,6 +307,8 @@ class ConversationService:
 
     async def typing(self, principal: Principal, session_id: str, origin: str) -> None:
         session = await self.owned_session(principal, session_id)
+        if not self.is_live(session):
+            raise session_ended_error()
         await self.bus.publish(
             session_channel(session.id),
             {"type": "typing", "session_id": session.id, "sender": "user", "origin": origin},
