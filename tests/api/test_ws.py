@@ -410,6 +410,37 @@ async def test_unauthenticated_sockets_are_closed_with_4401(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
+async def test_the_session_cookie_signs_in_from_the_servers_own_origin(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    browser = {"Cookie": f"botserver_session={alice.token}", "Origin": live_server.url}
+    async with await Socket.open(live_server.ws_url, headers=browser) as ws:
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        await ws.send({"type": "message", "session_id": session_id, "content": "by cookie"})
+        frames = await ws.recv_until(lambda f: f["type"] == "message")
+        assert frames[0]["type"] == "ack"
+        assert frames[-1]["content"] == "You said: by cookie"
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", None])
+async def test_the_session_cookie_from_a_foreign_origin_is_closed_with_4403(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, origin: str | None
+) -> None:
+    session_id = await open_session(client, alice)
+    forged = {"Cookie": f"botserver_session={alice.token}"}
+    if origin:
+        forged["Origin"] = origin
+    ws = await Socket.open(live_server.ws_url, headers=forged)
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.send({"type": "message", "session_id": session_id, "content": "from elsewhere"})
+        await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    history = await live_server.app.state.services.conversations.messages_after(session_id, 0, 100)
+    assert "from elsewhere" not in [m["content"] for m in history]
+
+
 async def test_an_auth_frame_authenticates(
     live_server: LiveServer, client: httpx.AsyncClient, alice: Account
 ) -> None:
