@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,29 @@ async def test_idle_sessions_expire_and_activity_moves_the_expiry(
         await client.get(f"/api/session/{session_id}/messages", headers=alice.headers)
     ).json()
     assert "too late" not in [m["content"] for m in history["messages"]]
+
+
+async def test_a_bot_without_session_timeout_expires_after_the_default_30_minutes(
+    client: httpx.AsyncClient, alice: Account, clock: FrozenClock
+) -> None:
+    # The survey bot's config names no session-timeout.
+    session_id = await open_session(client, alice, "survey")
+    path = f"/api/session/{session_id}/messages"
+    current = (await client.get("/api/session", headers=alice.headers)).json()
+    opened = datetime.fromisoformat(current["created_at"])
+    assert datetime.fromisoformat(current["expires_at"]) - opened == timedelta(minutes=30)
+
+    clock.advance(minutes=29)
+    answered = await client.post(path, json={"content": "Ana"}, headers=alice.headers)
+    assert answered.status_code == 200
+    assert [r["content"] for r in answered.json()["replies"]] == ["How old are you, Ana?"]
+
+    clock.advance(minutes=31)
+    late = await client.post(path, json={"content": "40"}, headers=alice.headers)
+    assert late.status_code == 410
+    assert late.json()["error"]["code"] == "SESSION_ENDED"
+    listed = (await client.get("/api/sessions", headers=alice.headers)).json()["sessions"]
+    assert [(s["session_id"], s["status"]) for s in listed] == [(session_id, "expired")]
 
 
 async def test_oversized_and_empty_messages_are_refused(
