@@ -44,6 +44,7 @@ def botserver_env(database_url: str, **extra: str) -> dict[str, str]:
         "BOTSERVER_RATE_LIMIT_AUTHENTICATED": "100000000/hour",
         "BOTSERVER_RATE_LIMIT_PUBLIC": "100000000/hour",
         "BOTSERVER_RATE_LIMIT_ADMIN": "100000000/hour",
+        "BOTSERVER_WS_MAX_FRAMES_PER_SECOND": "1000000",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
     }
     env.update(extra)

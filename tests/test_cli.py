@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 from botserver.app import create_app
 from botserver.config import Settings
+from tests.support.services import find_free_port
 
 
 def botserver(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -83,3 +88,74 @@ async def test_cli_commands_end_to_end(database_url: str, tmp_path: Path) -> Non
 
     bots = botserver("bots", "list", env=env, cwd=tmp_path)
     assert bots.returncode == 0, bots.stderr
+
+
+async def read_frames_until_closed(reader: asyncio.StreamReader) -> list[tuple[int, bytes]]:
+    """Server frames (opcode, payload) until the server hangs up; server frames are unmasked."""
+    frames = []
+    while head := await reader.read(2):
+        if len(head) < 2:
+            head += await reader.readexactly(1)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        frames.append((head[0] & 0x0F, await reader.readexactly(length)))
+    return frames
+
+
+async def test_serve_pings_idle_sockets_at_the_configured_interval(tmp_path: Path) -> None:
+    port = find_free_port()
+    env = {
+        **os.environ,
+        "BOTSERVER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'botserver.db'}",
+        "BOTSERVER_BOTS_DIR": str(tmp_path),
+        "BOTSERVER_ENV": "development",
+        "BOTSERVER_ADMIN_PASSWORD": "admin-password-for-tests",
+        "BOTSERVER_WS_PING_INTERVAL": "0.5",
+    }
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "botserver", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(600):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                assert server.poll() is None, (tmp_path / "server.log").read_text()
+                await asyncio.sleep(0.1)
+
+        # A peer that completes the handshake and then never answers a ping.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                "GET /ws HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        response = await reader.readuntil(b"\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 101")
+        started = time.monotonic()
+        # Well before the 10 s an unauthenticated socket gets to send its auth frame.
+        frames = await asyncio.wait_for(read_frames_until_closed(reader), timeout=8)
+        writer.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    # The server pinged, got no pong within the timeout and closed the socket for that.
+    assert time.monotonic() - started < 5
+    assert [opcode for opcode, _ in frames] == [0x9, 0x8]
+    close_code = int.from_bytes(frames[-1][1][:2], "big")
+    assert (close_code, frames[-1][1][2:]) == (1011, b"keepalive ping timeout")

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 64 * 1024
     ws_ping_interval: float = 20.0
     ws_max_sockets_per_user: int = 20
+    # Frames one socket may send per second; each frame past it is refused and counts as abuse.
+    ws_max_frames_per_second: int = Field(default=100, ge=1)
 
     # Login sessions (see CLARIFICATIONS §1).
     login_session_hours: float = 24.0

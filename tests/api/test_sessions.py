@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,29 @@ async def test_idle_sessions_expire_and_activity_moves_the_expiry(
     assert "too late" not in [m["content"] for m in history["messages"]]
 
 
+async def test_a_bot_without_session_timeout_expires_after_the_default_30_minutes(
+    client: httpx.AsyncClient, alice: Account, clock: FrozenClock
+) -> None:
+    # The survey bot's config names no session-timeout.
+    session_id = await open_session(client, alice, "survey")
+    path = f"/api/session/{session_id}/messages"
+    current = (await client.get("/api/session", headers=alice.headers)).json()
+    opened = datetime.fromisoformat(current["created_at"])
+    assert datetime.fromisoformat(current["expires_at"]) - opened == timedelta(minutes=30)
+
+    clock.advance(minutes=29)
+    answered = await client.post(path, json={"content": "Ana"}, headers=alice.headers)
+    assert answered.status_code == 200
+    assert [r["content"] for r in answered.json()["replies"]] == ["How old are you, Ana?"]
+
+    clock.advance(minutes=31)
+    late = await client.post(path, json={"content": "40"}, headers=alice.headers)
+    assert late.status_code == 410
+    assert late.json()["error"]["code"] == "SESSION_ENDED"
+    listed = (await client.get("/api/sessions", headers=alice.headers)).json()["sessions"]
+    assert [(s["session_id"], s["status"]) for s in listed] == [(session_id, "expired")]
+
+
 async def test_oversized_and_empty_messages_are_refused(
     client: httpx.AsyncClient, alice: Account
 ) -> None:
@@ -256,3 +280,32 @@ async def test_oversized_and_empty_messages_are_refused(
     huge = await client.post(path, json={"content": "x" * 20_000}, headers=alice.headers)
     assert huge.status_code == 422
     assert huge.json()["error"]["details"]["fields"][0]["field"] == "content"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/session/SESSION/messages?after_seq={10**30}",
+        f"/api/session/SESSION/messages?after_seq={2**31}",
+        "/api/session/SESSION/messages?after_seq=-1",
+        f"/api/sessions?offset={10**23}",
+        f"/api/sessions?limit={10**30}",
+        f"/api/groups/list?offset={10**23}",
+        f"/api/admin/users?offset={10**23}",
+        f"/api/admin/audit?offset={10**23}",
+    ],
+)
+async def test_numbers_out_of_range_are_a_validation_error(
+    client: httpx.AsyncClient, alice: Account, admin: Account, path: str
+) -> None:
+    session_id = await open_session(client, alice)
+    caller = admin if path.startswith("/api/admin") else alice
+    response = await client.get(path.replace("SESSION", session_id), headers=caller.headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["details"]["fields"][0]["field"] in {
+        "query.after_seq",
+        "query.offset",
+        "query.limit",
+    }

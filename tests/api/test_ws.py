@@ -201,6 +201,9 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
     assert [m["content"] for m in history].count("once") == 1
 
 
+OWN = "the-callers-own-session"
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -213,6 +216,13 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
             "NOT_FOUND",
         ),
         (json.dumps({"type": "resume", "session_id": "s", "after_seq": "x"}), "VALIDATION_ERROR"),
+        (json.dumps({"type": "resume", "session_id": "s", "after_seq": -1}), "VALIDATION_ERROR"),
+        # Numbers past the seq column's range, on the caller's own session.
+        (
+            json.dumps({"type": "resume", "session_id": OWN, "after_seq": 10**30}),
+            "VALIDATION_ERROR",
+        ),
+        (json.dumps({"type": "resume", "session_id": OWN, "after_seq": 2**31}), "VALIDATION_ERROR"),
         (
             json.dumps({"type": "message", "session_id": "s", "content": "x" * 70_000}),
             "PAYLOAD_TOO_LARGE",
@@ -220,8 +230,10 @@ async def test_a_resend_with_the_same_client_id_is_not_processed_twice(
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(
-    live_server: LiveServer, alice: Account, frame: str, code: str
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, frame: str, code: str
 ) -> None:
+    if OWN in frame:
+        frame = frame.replace(OWN, await open_session(client, alice))
     async with await Socket.open(live_server.ws_url, alice.token) as ws:
         await ws.send(frame)
         error = await ws.recv()
@@ -230,6 +242,36 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(
         assert set(error["error"]) == {"code", "message", "details"}
         await ws.send({"type": "ping"})
         assert (await ws.recv())["type"] == "pong"
+
+
+async def test_an_unexpected_failure_answers_server_error_and_keeps_the_socket(
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    alice: Account,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session_id = await open_session(client, alice)
+
+    # No known frame breaks the server any more, so one is made to: a bug in typing.
+    async def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(live_server.app.state.services.conversations, "typing", broken)
+    async with await Socket.open(live_server.ws_url, alice.token) as ws:
+        await ws.send({"type": "typing", "session_id": session_id})
+        error = await ws.recv()
+        assert error["type"] == "error" and error["session_id"] == session_id
+        assert error["error"]["code"] == "SERVER_ERROR"
+        assert "secret internals" not in json.dumps(error)
+        assert error["error"]["details"]["request_id"]
+        # The socket still works, messages included.
+        await ws.send({"type": "message", "session_id": session_id, "content": "still here"})
+        frames = await ws.recv_until(lambda f: f["type"] == "message")
+        assert frames[-1]["content"] == "You said: still here"
+    failures = [r for r in caplog.records if r.name == "botserver.api.ws" and r.exc_info]
+    assert len(failures) == 1
+    assert "secret internals" in caplog.text
 
 
 async def test_binary_frames_are_refused_with_an_error_frame(
@@ -278,6 +320,32 @@ async def test_a_message_to_an_ended_session_is_refused(
         assert error["error"]["code"] == "SESSION_ENDED"
 
 
+@pytest.mark.parametrize("how", ["ended", "expired"])
+async def test_typing_to_an_ended_session_is_refused(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, clock: FrozenClock, how: str
+) -> None:
+    session_id = await open_session(client, alice)
+    async with (
+        await Socket.open(live_server.ws_url, alice.token) as typist,
+        await Socket.open(live_server.ws_url, alice.token) as watcher,
+    ):
+        await watcher.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        await watcher.send({"type": "ping"})
+        assert (await watcher.recv())["type"] == "pong"
+        if how == "ended":
+            await client.delete(f"/api/session/{session_id}", headers=alice.headers)
+            assert (await watcher.recv())["type"] == "session_ended"
+        else:
+            clock.advance(minutes=11)  # echo: 10 idle minutes
+        await typist.send({"type": "typing", "session_id": session_id})
+        error = await typist.recv()
+        assert error["type"] == "error" and error["session_id"] == session_id
+        assert error["error"]["code"] == "SESSION_ENDED"
+        # Nobody is told the user is typing into a session that is over.
+        with pytest.raises(TimeoutError):
+            await watcher.recv(0.3, skip=())
+
+
 async def test_a_flood_of_bad_frames_closes_the_socket_with_4429(
     live_server: LiveServer, alice: Account
 ) -> None:
@@ -292,6 +360,36 @@ async def test_a_flood_of_bad_frames_closes_the_socket_with_4429(
     async with await Socket.open(live_server.ws_url, alice.token) as again:
         await again.send({"type": "ping"})
         assert (await again.recv())["type"] == "pong"
+
+
+@pytest.fixture
+def few_frames(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["ws_max_frames_per_second"] = 20
+
+
+async def test_a_flood_of_valid_pings_is_capped_and_closed_with_4429(
+    few_frames: None, live_server: LiveServer, alice: Account
+) -> None:
+    ws = await Socket.open(live_server.ws_url, alice.token)
+    for _ in range(500):
+        await ws.send({"type": "ping"})
+    frames: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(1000):
+            frames.append(await ws.recv())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    kinds = [f["type"] for f in frames]
+    # The first second's worth is answered, then the rest is refused until the close.
+    assert kinds[:20] == ["pong"] * 20
+    assert kinds.count("pong") < 40
+    refused = [f for f in frames if f["type"] == "error"]
+    assert refused and {f["error"]["code"] for f in refused} == {"RATE_LIMITED"}
+    # A socket that keeps to the pace is never refused.
+    async with await Socket.open(live_server.ws_url, alice.token) as calm:
+        for _ in range(30):
+            await calm.send({"type": "ping"})
+            assert (await calm.recv())["type"] == "pong"
+            await asyncio.sleep(0.06)
 
 
 @pytest.mark.parametrize("how", ["nothing", "bad bearer", "bad auth frame", "wrong first frame"])
@@ -310,6 +408,37 @@ async def test_unauthenticated_sockets_are_closed_with_4401(
     with pytest.raises(ConnectionClosed) as closed:
         await ws.recv(timeout=15)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_the_session_cookie_signs_in_from_the_servers_own_origin(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    session_id = await open_session(client, alice)
+    browser = {"Cookie": f"botserver_session={alice.token}", "Origin": live_server.url}
+    async with await Socket.open(live_server.ws_url, headers=browser) as ws:
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        await ws.send({"type": "message", "session_id": session_id, "content": "by cookie"})
+        frames = await ws.recv_until(lambda f: f["type"] == "message")
+        assert frames[0]["type"] == "ack"
+        assert frames[-1]["content"] == "You said: by cookie"
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", None])
+async def test_the_session_cookie_from_a_foreign_origin_is_closed_with_4403(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, origin: str | None
+) -> None:
+    session_id = await open_session(client, alice)
+    forged = {"Cookie": f"botserver_session={alice.token}"}
+    if origin:
+        forged["Origin"] = origin
+    ws = await Socket.open(live_server.ws_url, headers=forged)
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.send({"type": "message", "session_id": session_id, "content": "from elsewhere"})
+        await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    history = await live_server.app.state.services.conversations.messages_after(session_id, 0, 100)
+    assert "from elsewhere" not in [m["content"] for m in history]
 
 
 async def test_an_auth_frame_authenticates(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from botserver.api.deps import AdminUser, ServicesDep
+from botserver.api.deps import AdminUser, Offset, ServicesDep
 from botserver.clock import isoformat, utc
 from botserver.errors import error_responses
 from botserver.services import admin as admin_actions
@@ -20,7 +20,6 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], responses=error_response
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 class UserOut(BaseModel):

@@ -7,7 +7,7 @@ import logging
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from botserver.api.credentials import authenticate_once
@@ -21,6 +21,10 @@ SESSION_COOKIE = "botserver_session"
 CSRF_COOKIE = "botserver_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# No listing holds two billion rows; a bound keeps huge numbers away from the database.
+MAX_OFFSET = 2**31 - 1
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 _bearer = HTTPBearer(auto_error=False, description="A login-session token.")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 
-from botserver.api.deps import CurrentUser, ServicesDep
+from botserver.api.deps import CurrentUser, Offset, ServicesDep
 from botserver.clock import isoformat
 from botserver.errors import error_responses
 from botserver.services.groups import GroupSummary, Member
@@ -19,7 +19,6 @@ GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 GroupRole = Literal["owner", "admin", "member"]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 class CreateGroup(BaseModel):

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from botserver.api.deps import CurrentUser, ServicesDep
+from botserver.api.deps import CurrentUser, Offset, ServicesDep
 from botserver.clock import isoformat
 from botserver.errors import error_responses
+from botserver.services.conversations import MAX_SEQ
 from botserver.storage.models import BotSession
 
 router = APIRouter(prefix="/api", tags=["sessions"])
@@ -134,7 +135,7 @@ async def list_sessions(
     principal: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SessionPage:
     """The caller's bot sessions, most recently active first."""
     sessions, total = await services.conversations.list_sessions(principal, limit, offset)
@@ -174,7 +175,7 @@ async def list_messages(
     session_id: str,
     principal: CurrentUser,
     services: ServicesDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     """History oldest first; pass `next_after_seq` back as `after_seq` for the next page."""

@@ -4,8 +4,9 @@ Close codes:
     4401  not authenticated (no or bad credentials, or no `auth` frame within 10 s,
           or the login session expired or was revoked while connected)
     4403  the session cookie was sent from an origin that is not allowed
-    4429  abuse: too many refused or malformed frames in a short time, or more
-          open sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
+    4429  abuse: too many refused or malformed frames in a short time (frames past
+          BOTSERVER_WS_MAX_FRAMES_PER_SECOND count as refused), or more open
+          sockets for one user than BOTSERVER_WS_MAX_SOCKETS_PER_USER
     1013  try again later: the database did not answer while signing in
     1009  a frame far over the size limit (closed by the protocol layer)
 
@@ -41,7 +42,9 @@ from starlette.websockets import WebSocketState
 from botserver.api.deps import SESSION_COOKIE, allowed_origins
 from botserver.bus import Event, Subscription, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
+from botserver.logs import request_id_var
 from botserver.services.container import Services
+from botserver.services.conversations import MAX_SEQ
 from botserver.services.principal import Principal
 from botserver.storage.db import DatabaseUnavailable
 
@@ -77,6 +80,7 @@ class Connection:
         self.delivered: dict[str, int] = {}
         self.held: dict[str, list[Event]] = {}
         self.strikes: deque[float] = deque()
+        self.recent_frames: deque[float] = deque()
         self.claimed = False
         self.address = websocket.client.host if websocket.client else None
 
@@ -174,9 +178,15 @@ class Connection:
         if not own:
             self.outbox.put_nowait(frame)
 
-    def error(self, code: ErrorCode | str, message: str, session_id: str | None = None) -> None:
+    def error(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        session_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         frame: dict[str, Any] = {"type": "error", "session_id": session_id}
-        frame.update(envelope(code, message))
+        frame.update(envelope(code, message, details))
         self.outbox.put_nowait(frame)
 
     def strike(self) -> None:
@@ -186,6 +196,16 @@ class Connection:
             self.strikes.popleft()
         if len(self.strikes) > STRIKE_LIMIT:
             raise _Closed(CLOSE_ABUSE, "Too many refused or malformed frames.")
+
+    def within_frame_rate(self) -> bool:
+        """Count a frame in a one-second sliding window; false past the configured cap."""
+        now = time.monotonic()
+        while self.recent_frames and self.recent_frames[0] <= now - 1.0:
+            self.recent_frames.popleft()
+        if len(self.recent_frames) >= self.services.settings.ws_max_frames_per_second:
+            return False
+        self.recent_frames.append(now)
+        return True
 
     # -- subscriptions ------------------------------------------------------
 
@@ -209,6 +229,11 @@ class Connection:
     # -- incoming -----------------------------------------------------------
 
     async def handle(self, text: str) -> None:
+        # Even valid frames are capped: a flood of pings costs as much as anything else.
+        if not self.within_frame_rate():
+            self.strike()
+            self.error(ErrorCode.RATE_LIMITED, "Too many frames a second; slow down.")
+            return
         if len(text.encode()) > self.services.settings.ws_max_frame_bytes:
             self.strike()
             self.error(
@@ -255,14 +280,24 @@ class Connection:
                 )
         except ApiError as exc:
             self.strike()
-            frame_out: dict[str, Any] = {"type": "error", "session_id": session_id}
-            frame_out.update(envelope(exc.code, exc.message, exc.details))
-            self.outbox.put_nowait(frame_out)
+            self.error(exc.code, exc.message, session_id, exc.details)
         except DatabaseUnavailable:
             # Not the client's fault: no strike, the socket stays open for a retry.
             logger.warning("The database is not answering; a %s frame was refused.", kind)
             self.error(
                 ErrorCode.SERVICE_UNAVAILABLE, "The database is not answering; retry.", session_id
+            )
+        except _Closed:
+            raise
+        except Exception:
+            # A bug of ours: the traceback goes to the log, the client gets the request id
+            # to report, and the socket stays open for the next frame.
+            logger.exception("A %s frame on socket %s failed unexpectedly.", kind, self.id)
+            self.error(
+                ErrorCode.SERVER_ERROR,
+                "The server failed to handle this frame.",
+                session_id,
+                {"request_id": request_id_var.get()},
             )
 
     async def check_rate(self) -> None:
@@ -313,8 +348,12 @@ class Connection:
 
     async def on_resume(self, frame: dict[str, Any], session_id: str) -> None:
         after = frame.get("after_seq", 0)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ApiError(ErrorCode.VALIDATION_ERROR, "after_seq must be a whole number ≥ 0.", 422)
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_SEQ:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                f"after_seq must be a whole number from 0 to {MAX_SEQ}.",
+                422,
+            )
         self.held[session_id] = []
         try:
             await self.follow(session_id)

@@ -35,6 +35,8 @@ ACTIVE = "active"
 ENDED = "ended"
 EXPIRED = "expired"
 MAX_CONTENT = 16 * 1024
+# seq is a 32-bit column on PostgreSQL; larger numbers are refused before any query.
+MAX_SEQ = 2**31 - 1
 # Streamed text is sent on when this much has gathered or this long has passed
 # since the last piece went out, so tiny tokens do not each cost a frame.
 DELTA_CHARS = 64
@@ -305,6 +307,8 @@ class ConversationService:
 
     async def typing(self, principal: Principal, session_id: str, origin: str) -> None:
         session = await self.owned_session(principal, session_id)
+        if not self.is_live(session):
+            raise session_ended_error()
         await self.bus.publish(
             session_channel(session.id),
             {"type": "typing", "session_id": session.id, "sender": "user", "origin": origin},
