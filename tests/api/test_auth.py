@@ -110,6 +110,8 @@ async def test_sign_in_sets_session_cookies_and_returns(
     csrf = next(c for c in cookies if c.startswith("botserver_csrf="))
     assert "HttpOnly" in session and "SameSite=lax" in session and "Secure" not in session
     assert "HttpOnly" not in csrf
+    spent = next(c for c in cookies if c.startswith("botserver_signin="))
+    assert "Max-Age=0" in spent and "Path=/auth" in spent
     validated = await browser.get("/auth/validate")
     assert validated.status_code == 200
     assert validated.json()["user_id"] == alice.user_id
@@ -152,6 +154,19 @@ async def test_sign_in_over_https_proxy_marks_cookies_secure(
 OFF_SITE = ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/a\r\nb", "chat"]
 
 
+async def test_login_binds_the_sign_in_to_this_browser(browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/auth/login")
+
+    assert response.status_code == 302
+    [binding] = response.headers.get_list("set-cookie")
+    assert binding.startswith("botserver_signin=")
+    for attribute in ("HttpOnly", "SameSite=lax", "Path=/auth", "Max-Age=600"):
+        assert attribute in binding
+    assert "Secure" not in binding
+    value = browser.cookies["botserver_signin"]
+    assert len(value) >= 43 and value not in response.headers["location"]
+
+
 async def test_login_refuses_off_site_return_to(browser: httpx.AsyncClient) -> None:
     for return_to in OFF_SITE:
         response = await browser.get("/auth/login", params={"return_to": return_to})
@@ -178,6 +193,37 @@ async def test_reused_state_is_refused(browser: httpx.AsyncClient, alice: Any) -
     replayed = await browser.get(callback)
 
     assert_error(replayed, 400, "BAD_REQUEST", "already used")
+
+
+async def test_callback_carried_to_another_browser_is_refused(
+    browser: httpx.AsyncClient, alice: Any, app: FastAPI, services: Services
+) -> None:
+    # The attacker signs in as alice and stops short of the callback...
+    callback = await callback_url(browser, "alice", PASSWORD)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as victim:
+        # ...the victim, with a sign-in of its own under way, is lured to the callback URL.
+        await start_sign_in(victim)
+
+        response = await victim.get(callback)
+
+        assert_error(response, 400, "BAD_REQUEST", "started in another browser")
+        assert (await victim.get("/auth/validate")).status_code == 401
+    assert "sign_in_failed" in await audit_kinds(services)
+    # The state is spent: the leaked URL signs no one in, not even where it started.
+    assert_error(await browser.get(callback), 400, "BAD_REQUEST", "already used")
+
+
+async def test_callback_without_the_sign_in_cookie_is_refused(
+    browser: httpx.AsyncClient, alice: Any
+) -> None:
+    callback = await callback_url(browser, "alice", PASSWORD)
+    del browser.cookies["botserver_signin"]
+
+    response = await browser.get(callback)
+
+    assert_error(response, 400, "BAD_REQUEST", "no sign-in cookie")
+    assert (await browser.get("/auth/validate")).status_code == 401
 
 
 async def test_expired_state_is_refused(

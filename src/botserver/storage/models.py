@@ -213,6 +213,8 @@ class AuthState(Base):
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128))
     code_verifier: Mapped[str] = mapped_column(String(128))
+    # SHA-256 of the value in the browser's sign-in cookie: only that browser may finish.
+    browser_hash: Mapped[str] = mapped_column(String(64))
     return_to: Mapped[str] = mapped_column(String(2048), default="/")
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
