@@ -146,6 +146,28 @@ class TestExternalDirectory:
             embedded = await http.get("/directory/.well-known/openid-configuration")
             assert embedded.status_code == 404
 
+    async def test_replayed_code_is_refused(self, base_url: str, idp: OidcProviderProcess) -> None:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="bob", password="bob-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+            old_code = parse_qs(urlsplit(str(callback)).query)["code"][0]
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            login = await http.get("/auth/login")
+            fresh_state = parse_qs(urlsplit(login.headers["location"]).query)["state"][0]
+
+            answer = await http.get(
+                "/auth/callback", params={"code": old_code, "state": fresh_state}
+            )
+
+            assert answer.status_code == 401
+            error = answer.json()["error"]
+            assert error["code"] == "UNAUTHORIZED"
+            assert error["message"] == "The directory refused the authorization code."
+            assert "set-cookie" not in answer.headers
+            assert (await http.get("/auth/validate")).status_code == 401
+
     async def test_expired_id_token_is_refused(
         self, base_url: str, idp: OidcProviderProcess, clock: FrozenClock
     ) -> None:
