@@ -146,6 +146,24 @@ class TestExternalDirectory:
             embedded = await http.get("/directory/.well-known/openid-configuration")
             assert embedded.status_code == 404
 
+    async def test_directory_role_names_are_kept(
+        self, base_url: str, idp: OidcProviderProcess
+    ) -> None:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="carol", password="carol-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+
+            carol = await use_session(http, base_url)
+
+            assert carol["roles"] == ["support", "editor"]
+            # Roles other than the admin role unlock nothing reserved for admins.
+            admin_only = await http.get("/api/admin/users")
+            assert admin_only.status_code == 403
+            assert admin_only.json()["error"]["code"] == "FORBIDDEN"
+            assert (await http.get("/api/bots")).status_code == 200
+
     async def test_replayed_code_is_refused(self, base_url: str, idp: OidcProviderProcess) -> None:
         async with httpx.AsyncClient(base_url=base_url) as http:
             callback = await idp.alogin(
@@ -187,8 +205,14 @@ class TestExternalDirectory:
 
 def test_roles_come_from_a_list_or_zitadel_object() -> None:
     plain = {"roles": ["viewer", "admin"]}
-    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}}}
-    assert roles_from_claims(plain, "roles", "admin") == ["admin"]
-    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "admin") == ["admin"]
-    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "superuser") == ["user"]
+    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}, "support": {"orgid": "1"}}}
+    assert roles_from_claims(plain, "roles", "admin") == ["viewer", "admin"]
+    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "admin") == ["admin", "support"]
     assert roles_from_claims({}, "roles", "admin") == ["user"]
+
+
+def test_only_the_configured_admin_role_grants_admin() -> None:
+    claims = {"roles": ["superuser", "admin", "viewer"]}
+    assert roles_from_claims(claims, "roles", "superuser") == ["admin", "viewer"]
+    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}}}
+    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "superuser") == ["user"]

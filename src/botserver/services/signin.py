@@ -60,18 +60,29 @@ def safe_return_to(value: str | None) -> str:
 
 
 def roles_from_claims(claims: dict[str, Any], claim: str, admin_role: str) -> list[str]:
-    """Our roles from the directory's: a list of names or Zitadel's object keyed by name."""
+    """The directory's role names, in its order, with `admin_role` named `admin`.
+
+    The claim may be a list of names or Zitadel's object keyed by name. Only
+    `admin_role` grants `admin`: a directory role that merely happens to be
+    called "admin" is dropped. No role at all means the plain `user`.
+    """
     value = claims.get(claim)
     if value is None and claim == "roles":
         value = claims.get(ZITADEL_ROLES_CLAIM)
-    names: set[str] = set()
+    names: list[str] = []
     if isinstance(value, dict):
-        names = {str(key) for key in value}
+        names = [str(key) for key in value]
     elif isinstance(value, list):
-        names = {str(item) for item in value}
+        names = [str(item) for item in value]
     elif isinstance(value, str):
-        names = set(value.split())
-    return [ADMIN_ROLE] if admin_role in names else ["user"]
+        names = value.split()
+    roles: dict[str, None] = {}
+    for name in names:
+        if name == admin_role:
+            roles[ADMIN_ROLE] = None
+        elif name != ADMIN_ROLE and name:
+            roles[name[:100]] = None
+    return list(roles) or ["user"]
 
 
 @dataclass(frozen=True)
