@@ -20,6 +20,7 @@ from botserver.clock import FrozenClock
 from botserver.services.signin import ZITADEL_ROLES_CLAIM, roles_from_claims
 from tests.conftest import MakeAccount, started
 from tests.support.idp import OidcProviderProcess
+from tests.support.scim import add_user, get_user, scim_server
 from tests.support.services import find_free_port
 from tests.support.signin import (
     cheap_password_hashing,  # noqa: F401 - autouse fixture
@@ -201,6 +202,57 @@ class TestExternalDirectory:
             assert answer.json()["error"]["code"] == "UNAUTHORIZED"
             assert "expired" in answer.json()["error"]["message"]
             assert "set-cookie" not in answer.headers
+
+
+SCIM_TOKEN = "scim-test-token"
+
+
+class TestExternalDirectoryProfiles:
+    @pytest.fixture
+    def scim_url(self) -> Iterator[str]:
+        with scim_server(SCIM_TOKEN) as url:
+            yield url
+
+    @pytest.fixture
+    def settings_overrides(
+        self, port: int, idp: OidcProviderProcess, scim_url: str
+    ) -> dict[str, Any]:
+        return {
+            "public_url": f"http://127.0.0.1:{port}",
+            "oidc_issuer": idp.issuer,
+            "oidc_client_id": idp.client_id,
+            "oidc_client_secret": idp.client_secret,
+            "scim_url": scim_url,
+            "scim_token": SCIM_TOKEN,
+        }
+
+    async def test_profile_update_reaches_the_directorys_user(
+        self, base_url: str, idp: OidcProviderProcess, scim_url: str
+    ) -> None:
+        # The directory knows carol by her subject; its userName is not her local username.
+        remote = add_user(
+            scim_url,
+            SCIM_TOKEN,
+            {
+                "userName": "carol.support@example.org",
+                "externalId": "carol",
+                "name": {"givenName": "Carol", "familyName": "Support"},
+            },
+        )
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="carol", password="carol-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+            assert (await use_session(http, base_url))["username"] == "carol"
+            bearer = {"Authorization": f"Bearer {http.cookies['botserver_session']}"}
+
+            response = await http.put("/api/users/me", headers=bearer, json={"last_name": "Lead"})
+
+        assert response.status_code == 200, response.text
+        assert response.json()["last_name"] == "Lead"
+        stored = get_user(scim_url, SCIM_TOKEN, remote["id"])
+        assert stored["name"] == {**stored["name"], "givenName": "Carol", "familyName": "Lead"}
 
 
 def test_roles_come_from_a_list_or_zitadel_object() -> None:
