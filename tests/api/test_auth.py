@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from joserfc import jwt
 
 from botserver.clock import FrozenClock
+from botserver.directory.embedded.provider import CLIENT_ID
 from botserver.services.container import Services
 from tests.conftest import MakeAccount
 from tests.support.signin import (
@@ -24,20 +25,33 @@ from tests.support.signin import (
 
 PASSWORD = "correct horse battery staple"
 ORIGIN = "http://testserver"
+DISCOVERY = "/directory/.well-known/openid-configuration"
 
 Edit = Callable[[str], Awaitable[str]]
 
 
 class TokenTamperer(httpx.AsyncBaseTransport):
-    """Passes requests to the app, optionally rewriting the ID token the token endpoint returns."""
+    """Botserver's way to its directory: can rewrite the ID token, rewrite an answer or fail.
+
+    `edit` rewrites the ID token the token endpoint returns; `answers` maps a directory path
+    to a function that rewrites its JSON answer; a path in `down` fails to connect.
+    """
 
     def __init__(self, app: FastAPI) -> None:
         self.inner = httpx.ASGITransport(app=app)
         self.edit: Edit | None = None
+        self.answers: dict[str, Callable[[Any], Any]] = {}
+        self.down: set[str] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path in self.down:
+            raise httpx.ConnectError("directory down", request=request)
         response = await self.inner.handle_async_request(request)
-        if self.edit is None or not request.url.path.endswith("/directory/token"):
+        if path in self.answers:
+            answer = json.loads(await response.aread())
+            return httpx.Response(response.status_code, json=self.answers[path](answer))
+        if self.edit is None or not path.endswith("/directory/token"):
             return response
         answer = json.loads(await response.aread())
         answer["id_token"] = await self.edit(answer["id_token"])
@@ -110,6 +124,8 @@ async def test_sign_in_sets_session_cookies_and_returns(
     csrf = next(c for c in cookies if c.startswith("botserver_csrf="))
     assert "HttpOnly" in session and "SameSite=lax" in session and "Secure" not in session
     assert "HttpOnly" not in csrf
+    spent = next(c for c in cookies if c.startswith("botserver_signin="))
+    assert "Max-Age=0" in spent and "Path=/auth" in spent
     validated = await browser.get("/auth/validate")
     assert validated.status_code == 200
     assert validated.json()["user_id"] == alice.user_id
@@ -152,6 +168,19 @@ async def test_sign_in_over_https_proxy_marks_cookies_secure(
 OFF_SITE = ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/a\r\nb", "chat"]
 
 
+async def test_login_binds_the_sign_in_to_this_browser(browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/auth/login")
+
+    assert response.status_code == 302
+    [binding] = response.headers.get_list("set-cookie")
+    assert binding.startswith("botserver_signin=")
+    for attribute in ("HttpOnly", "SameSite=lax", "Path=/auth", "Max-Age=600"):
+        assert attribute in binding
+    assert "Secure" not in binding
+    value = browser.cookies["botserver_signin"]
+    assert len(value) >= 43 and value not in response.headers["location"]
+
+
 async def test_login_refuses_off_site_return_to(browser: httpx.AsyncClient) -> None:
     for return_to in OFF_SITE:
         response = await browser.get("/auth/login", params={"return_to": return_to})
@@ -180,6 +209,37 @@ async def test_reused_state_is_refused(browser: httpx.AsyncClient, alice: Any) -
     assert_error(replayed, 400, "BAD_REQUEST", "already used")
 
 
+async def test_callback_carried_to_another_browser_is_refused(
+    browser: httpx.AsyncClient, alice: Any, app: FastAPI, services: Services
+) -> None:
+    # The attacker signs in as alice and stops short of the callback...
+    callback = await callback_url(browser, "alice", PASSWORD)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as victim:
+        # ...the victim, with a sign-in of its own under way, is lured to the callback URL.
+        await start_sign_in(victim)
+
+        response = await victim.get(callback)
+
+        assert_error(response, 400, "BAD_REQUEST", "started in another browser")
+        assert (await victim.get("/auth/validate")).status_code == 401
+    assert "sign_in_failed" in await audit_kinds(services)
+    # The state is spent: the leaked URL signs no one in, not even where it started.
+    assert_error(await browser.get(callback), 400, "BAD_REQUEST", "already used")
+
+
+async def test_callback_without_the_sign_in_cookie_is_refused(
+    browser: httpx.AsyncClient, alice: Any
+) -> None:
+    callback = await callback_url(browser, "alice", PASSWORD)
+    del browser.cookies["botserver_signin"]
+
+    response = await browser.get(callback)
+
+    assert_error(response, 400, "BAD_REQUEST", "no sign-in cookie")
+    assert (await browser.get("/auth/validate")).status_code == 401
+
+
 async def test_expired_state_is_refused(
     browser: httpx.AsyncClient, alice: Any, clock: FrozenClock
 ) -> None:
@@ -200,6 +260,32 @@ async def test_directory_error_is_refused(browser: httpx.AsyncClient) -> None:
     )
 
     assert_error(response, 401, "UNAUTHORIZED", "did not sign you in")
+
+
+async def test_callback_without_a_code_is_refused(browser: httpx.AsyncClient) -> None:
+    authorize = await start_sign_in(browser)
+    state = parse_qs(urlsplit(authorize).query)["state"][0]
+
+    response = await browser.get("/auth/callback", params={"state": state})
+
+    assert_error(response, 400, "BAD_REQUEST", "The callback carries no authorization code.")
+
+
+async def test_replayed_authorization_code_is_refused(
+    browser: httpx.AsyncClient, alice: Any, services: Services
+) -> None:
+    callback = await callback_url(browser, "alice", PASSWORD)
+    assert (await browser.get(callback)).status_code == 302
+    old_code = parse_qs(urlsplit(callback).query)["code"][0]
+    browser.cookies.clear()
+    authorize = await start_sign_in(browser)
+    fresh_state = parse_qs(urlsplit(authorize).query)["state"][0]
+
+    response = await browser.get("/auth/callback", params={"code": old_code, "state": fresh_state})
+
+    assert_error(response, 401, "UNAUTHORIZED", "The directory refused the authorization code.")
+    assert (await browser.get("/auth/validate")).status_code == 401
+    assert "sign_in_failed" in await audit_kinds(services)
 
 
 async def test_wrong_nonce_is_refused(
@@ -260,6 +346,69 @@ async def test_token_for_another_audience_is_refused(
     response = await sign_in(browser, "alice", PASSWORD)
 
     assert_error(response, 401, "UNAUTHORIZED", "aud")
+
+
+async def test_token_for_several_audiences_without_our_azp_is_refused(
+    browser: httpx.AsyncClient, alice: Any, services: Services, tamperer: TokenTamperer
+) -> None:
+    tamperer.edit = resign(services, aud=[CLIENT_ID, "someone-else"], azp="someone-else")
+
+    response = await sign_in(browser, "alice", PASSWORD)
+
+    assert_error(response, 401, "UNAUTHORIZED", "The ID token's azp claim is not valid.")
+
+
+async def test_discovery_naming_another_issuer_is_refused(
+    browser: httpx.AsyncClient, tamperer: TokenTamperer
+) -> None:
+    def other_issuer(document: dict[str, Any]) -> dict[str, Any]:
+        return {**document, "issuer": "https://issuer.evil.example"}
+
+    tamperer.answers[DISCOVERY] = other_issuer
+
+    response = await browser.get("/auth/login")
+
+    assert_error(
+        response,
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The directory's discovery document names another issuer.",
+    )
+    assert "location" not in response.headers
+
+
+async def test_directory_down_at_login_answers_503(
+    browser: httpx.AsyncClient, tamperer: TokenTamperer
+) -> None:
+    tamperer.down.add(DISCOVERY)
+
+    response = await browser.get("/auth/login")
+
+    assert_error(
+        response, 503, "SERVICE_UNAVAILABLE", "The directory's discovery document is unavailable."
+    )
+
+
+async def test_token_endpoint_down_answers_503(
+    browser: httpx.AsyncClient, alice: Any, tamperer: TokenTamperer
+) -> None:
+    callback = await callback_url(browser, "alice", PASSWORD)
+    tamperer.down.add("/directory/token")
+
+    response = await browser.get(callback)
+
+    assert_error(response, 503, "SERVICE_UNAVAILABLE", "The directory's token endpoint failed.")
+    assert (await browser.get("/auth/validate")).status_code == 401
+
+
+async def test_malformed_key_set_answers_503(
+    browser: httpx.AsyncClient, alice: Any, tamperer: TokenTamperer
+) -> None:
+    tamperer.answers["/directory/jwks"] = lambda _keys: ["not", "a", "key", "set"]
+
+    response = await sign_in(browser, "alice", PASSWORD)
+
+    assert_error(response, 503, "SERVICE_UNAVAILABLE", "The directory's key set is malformed.")
 
 
 # Sessions after sign-in: CSRF, origin, logout, expiry.

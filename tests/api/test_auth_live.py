@@ -20,6 +20,7 @@ from botserver.clock import FrozenClock
 from botserver.services.signin import ZITADEL_ROLES_CLAIM, roles_from_claims
 from tests.conftest import MakeAccount, started
 from tests.support.idp import OidcProviderProcess
+from tests.support.scim import add_user, get_user, scim_server
 from tests.support.services import find_free_port
 from tests.support.signin import (
     cheap_password_hashing,  # noqa: F401 - autouse fixture
@@ -146,6 +147,46 @@ class TestExternalDirectory:
             embedded = await http.get("/directory/.well-known/openid-configuration")
             assert embedded.status_code == 404
 
+    async def test_directory_role_names_are_kept(
+        self, base_url: str, idp: OidcProviderProcess
+    ) -> None:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="carol", password="carol-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+
+            carol = await use_session(http, base_url)
+
+            assert carol["roles"] == ["support", "editor"]
+            # Roles other than the admin role unlock nothing reserved for admins.
+            admin_only = await http.get("/api/admin/users")
+            assert admin_only.status_code == 403
+            assert admin_only.json()["error"]["code"] == "FORBIDDEN"
+            assert (await http.get("/api/bots")).status_code == 200
+
+    async def test_replayed_code_is_refused(self, base_url: str, idp: OidcProviderProcess) -> None:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="bob", password="bob-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+            old_code = parse_qs(urlsplit(str(callback)).query)["code"][0]
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            login = await http.get("/auth/login")
+            fresh_state = parse_qs(urlsplit(login.headers["location"]).query)["state"][0]
+
+            answer = await http.get(
+                "/auth/callback", params={"code": old_code, "state": fresh_state}
+            )
+
+            assert answer.status_code == 401
+            error = answer.json()["error"]
+            assert error["code"] == "UNAUTHORIZED"
+            assert error["message"] == "The directory refused the authorization code."
+            assert "set-cookie" not in answer.headers
+            assert (await http.get("/auth/validate")).status_code == 401
+
     async def test_expired_id_token_is_refused(
         self, base_url: str, idp: OidcProviderProcess, clock: FrozenClock
     ) -> None:
@@ -163,10 +204,67 @@ class TestExternalDirectory:
             assert "set-cookie" not in answer.headers
 
 
+SCIM_TOKEN = "scim-test-token"
+
+
+class TestExternalDirectoryProfiles:
+    @pytest.fixture
+    def scim_url(self) -> Iterator[str]:
+        with scim_server(SCIM_TOKEN) as url:
+            yield url
+
+    @pytest.fixture
+    def settings_overrides(
+        self, port: int, idp: OidcProviderProcess, scim_url: str
+    ) -> dict[str, Any]:
+        return {
+            "public_url": f"http://127.0.0.1:{port}",
+            "oidc_issuer": idp.issuer,
+            "oidc_client_id": idp.client_id,
+            "oidc_client_secret": idp.client_secret,
+            "scim_url": scim_url,
+            "scim_token": SCIM_TOKEN,
+        }
+
+    async def test_profile_update_reaches_the_directorys_user(
+        self, base_url: str, idp: OidcProviderProcess, scim_url: str
+    ) -> None:
+        # The directory knows carol by her subject; its userName is not her local username.
+        remote = add_user(
+            scim_url,
+            SCIM_TOKEN,
+            {
+                "userName": "carol.support@example.org",
+                "externalId": "carol",
+                "name": {"givenName": "Carol", "familyName": "Support"},
+            },
+        )
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            callback = await idp.alogin(
+                http, f"{base_url}/auth/login", username="carol", password="carol-password"
+            )
+            assert (await http.get(str(callback))).status_code == 302
+            assert (await use_session(http, base_url))["username"] == "carol"
+            bearer = {"Authorization": f"Bearer {http.cookies['botserver_session']}"}
+
+            response = await http.put("/api/users/me", headers=bearer, json={"last_name": "Lead"})
+
+        assert response.status_code == 200, response.text
+        assert response.json()["last_name"] == "Lead"
+        stored = get_user(scim_url, SCIM_TOKEN, remote["id"])
+        assert stored["name"] == {**stored["name"], "givenName": "Carol", "familyName": "Lead"}
+
+
 def test_roles_come_from_a_list_or_zitadel_object() -> None:
     plain = {"roles": ["viewer", "admin"]}
-    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}}}
-    assert roles_from_claims(plain, "roles", "admin") == ["admin"]
-    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "admin") == ["admin"]
-    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "superuser") == ["user"]
+    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}, "support": {"orgid": "1"}}}
+    assert roles_from_claims(plain, "roles", "admin") == ["viewer", "admin"]
+    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "admin") == ["admin", "support"]
     assert roles_from_claims({}, "roles", "admin") == ["user"]
+
+
+def test_only_the_configured_admin_role_grants_admin() -> None:
+    claims = {"roles": ["superuser", "admin", "viewer"]}
+    assert roles_from_claims(claims, "roles", "superuser") == ["admin", "viewer"]
+    zitadel = {ZITADEL_ROLES_CLAIM: {"admin": {"orgid": "1"}}}
+    assert roles_from_claims(zitadel, ZITADEL_ROLES_CLAIM, "superuser") == ["user"]

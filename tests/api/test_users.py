@@ -124,6 +124,30 @@ async def test_update_goes_through_scim_for_external_users(
     assert stored["emails"][0]["value"] == "frank@example.org"
 
 
+async def test_scim_user_is_found_by_the_issuers_subject(
+    client: httpx.AsyncClient, make_account: MakeAccount, services: Services, scim_url: str
+) -> None:
+    # Zitadel's SCIM id is the OIDC subject; its userName need not be our username.
+    suffix = secrets.token_hex(3)
+    remote = add_user(
+        scim_url,
+        SCIM_TOKEN,
+        {"userName": f"heidi.{suffix}@example.org", "name": {"givenName": "Old"}},
+    )
+    account = await make_account(f"heidi{suffix}")
+    async with services.db.unit() as uow:
+        user = await uow.users.get(account.user_id)
+        assert user is not None
+        user.issuer, user.subject = "https://id.example.org", remote["id"]
+
+    response = await client.put(
+        "/api/users/me", headers=account.headers, json={"first_name": "Heidi"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert get_user(scim_url, SCIM_TOKEN, remote["id"])["name"]["givenName"] == "Heidi"
+
+
 async def test_scim_refusal_leaves_the_local_copy_alone(
     client: httpx.AsyncClient, make_account: MakeAccount, services: Services
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -228,3 +229,44 @@ async def test_failed_passwords_slow_down_then_lock_the_account(
     assert kinds.count("login_failed") == 7
     assert kinds.count("account_locked") == 1
     assert kinds[-1] == "login_succeeded"
+
+
+_ALERT = re.compile(r'<p class="notice error" role="alert">([^<]*)</p>')
+
+
+async def answers_to_failed_logins(
+    client: httpx.AsyncClient, clock: FrozenClock, username: str
+) -> list[tuple[int, str, str | None]]:
+    """Status, message and Retry-After of each answer while failures pile up into a lock."""
+    answers = []
+    for wait in (0, 0, 0, 0, 1, 2, 60 * 14):
+        clock.advance(seconds=wait)
+        _, challenge = pkce()
+        page = await submit_login(client, authorize_url(challenge), username, "wrong")
+        alert = _ALERT.search(page.text)
+        assert alert, page.text
+        answers.append((page.status_code, alert.group(1), page.headers.get("retry-after")))
+    return answers
+
+
+@pytest.mark.parametrize("settings_overrides", [{"login_lockout_minutes": 15.0}])
+async def test_unknown_usernames_answer_like_real_accounts(
+    client: httpx.AsyncClient,
+    services: Services,
+    make_account: MakeAccount,
+    clock: FrozenClock,
+    settings_overrides: dict[str, Any],
+) -> None:
+    await make_account("alice", password=PASSWORD)
+
+    real = await answers_to_failed_logins(client, clock, "alice")
+    unknown = await answers_to_failed_logins(client, clock, "mallory")
+
+    assert unknown == real
+    assert [status for status, _, _ in real] == [401, 401, 401, 429, 401, 403, 403]
+    assert "This account is locked" in real[-1][1]
+    async with services.db.unit() as uow:
+        events, _ = await uow.audit.page(100, 0)
+    guesses = [event for event in events if (event.details or {}).get("username") == "mallory"]
+    assert len(guesses) == len(unknown) + 1  # every attempt, and the lock
+    assert all(event.user_id is None for event in guesses)

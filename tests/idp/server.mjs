@@ -80,6 +80,19 @@ const ACCOUNTS = {
       [ZITADEL_ROLES]: { user: { orgid: 'example.org' } },
     },
   },
+  carol: {
+    password: 'carol-password',
+    claims: {
+      email: 'carol@example.org',
+      email_verified: true,
+      name: 'Carol Support',
+      given_name: 'Carol',
+      family_name: 'Support',
+      preferred_username: 'carol',
+      roles: ['support', 'editor'],
+      [ZITADEL_ROLES]: { support: { orgid: 'example.org' }, editor: { orgid: 'example.org' } },
+    },
+  },
 };
 
 function signingKey() {

@@ -8,6 +8,8 @@ Accounts (login / password):
 * ``alice`` / ``alice-password``: ``roles: ["admin"]``, Zitadel-style
   ``urn:zitadel:iam:org:project:roles: {"admin": {"orgid": "example.org"}}``
 * ``bob`` / ``bob-password``: ``roles: ["user"]``, Zitadel-style ``{"user": {...}}``
+* ``carol`` / ``carol-password``: ``roles: ["support", "editor"]``, Zitadel-style
+  ``{"support": {...}, "editor": {...}}``
 """
 
 from __future__ import annotations
@@ -56,6 +58,18 @@ ACCOUNTS: dict[str, dict[str, object]] = {
         "preferred_username": "bob",
         "roles": ["user"],
         "urn:zitadel:iam:org:project:roles": {"user": {"orgid": "example.org"}},
+    },
+    "carol": {
+        "password": "carol-password",
+        "email": "carol@example.org",
+        "given_name": "Carol",
+        "family_name": "Support",
+        "preferred_username": "carol",
+        "roles": ["support", "editor"],
+        "urn:zitadel:iam:org:project:roles": {
+            "support": {"orgid": "example.org"},
+            "editor": {"orgid": "example.org"},
+        },
     },
 }
 

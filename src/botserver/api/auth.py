@@ -20,8 +20,13 @@ from botserver.clock import isoformat
 from botserver.config import Settings
 from botserver.errors import error_responses
 from botserver.logs import client_address_var
+from botserver.services.signin import STATE_LIFETIME
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+# Ties a pending sign-in to the browser that started it; only /auth needs to see it.
+SIGNIN_COOKIE = "botserver_signin"
+SIGNIN_COOKIE_PATH = "/auth"
 
 
 class Validation(BaseModel):
@@ -73,12 +78,23 @@ def came_over_https(request: Request, settings: Settings) -> bool:
     responses={302: {"description": "Redirect to the directory"}, **error_responses(400, 503)},
 )
 async def login(
+    request: Request,
     services: ServicesDep,
     return_to: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RedirectResponse:
     """Start signing in: redirect to the directory (authorization code, PKCE, state, nonce)."""
-    url = await services.signin.start(return_to)
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    started = await services.signin.start(return_to)
+    response = RedirectResponse(started.url, status_code=302, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        started.browser_binding,
+        max_age=int(STATE_LIFETIME.total_seconds()),
+        path=SIGNIN_COOKIE_PATH,
+        httponly=True,
+        secure=came_over_https(request, services.settings),
+        samesite="lax",
+    )
+    return response
 
 
 @router.get(
@@ -96,13 +112,22 @@ async def callback(
 ) -> RedirectResponse:
     """Finish signing in: set the session cookie and return to where sign-in started."""
     ip = client_address_var.get()  # through trusted proxies
-    signed_in = await services.signin.finish(code=code, state=state, error=error, ip=ip)
+    signed_in = await services.signin.finish(
+        code=code,
+        state=state,
+        error=error,
+        browser_binding=request.cookies.get(SIGNIN_COOKIE),
+        ip=ip,
+    )
 
     settings = services.settings
     secure = came_over_https(request, settings)
     max_age = int(settings.login_session_hours * 3600)
     response = RedirectResponse(
         signed_in.return_to, status_code=302, headers={"Cache-Control": "no-store"}
+    )
+    response.delete_cookie(
+        SIGNIN_COOKIE, path=SIGNIN_COOKIE_PATH, httponly=True, secure=secure, samesite="lax"
     )
     response.set_cookie(
         SESSION_COOKIE,

@@ -22,8 +22,15 @@ class ScimDirectory:
         self.base_url = base_url.rstrip("/")
         self.token = token
 
-    async def update_user(self, username: str, changes: dict[str, str | None]) -> None:
-        """Find the user by `userName` and PATCH the changed attributes."""
+    async def update_user(
+        self, subject: str, username: str, changes: dict[str, str | None]
+    ) -> None:
+        """Find the directory's user and PATCH the changed attributes.
+
+        The user is found by the issuer's subject: Zitadel's SCIM `id` is the OIDC
+        `sub`, other directories keep it in `externalId`. Only when neither matches
+        is the local username tried as `userName`, since ours may have a suffix.
+        """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         operations = _operations(changes)
         if not operations:
@@ -34,12 +41,16 @@ class ScimDirectory:
             ) as http:
                 client = AsyncSCIMClient(http)
                 await client.discover()
-                found: Any = await client.query(
-                    User,
-                    query_parameters=SearchRequest(filter=f'userName eq "{_quote(username)}"'),
-                )
-                resources = list(getattr(found, "resources", None) or [])
-                if not resources:
+                lookups = [("id", subject), ("externalId", subject), ("userName", username)]
+                for attribute, value in lookups:
+                    found: Any = await client.query(
+                        User,
+                        query_parameters=SearchRequest(filter=f'{attribute} eq "{_quote(value)}"'),
+                    )
+                    resources = list(getattr(found, "resources", None) or [])
+                    if resources:
+                        break
+                else:
                     raise ScimUnavailable(f"The directory has no user named {username!r}.")
                 resource = resources[0]
                 patch = PatchOp[type(resource)](operations=operations)  # type: ignore[misc,operator]

@@ -47,7 +47,7 @@ class ProfileService:
                     409,
                 )
             try:
-                await self.scim.update_user(user.username, changes)
+                await self.scim.update_user(user.subject or user.username, user.username, changes)
             except ScimUnavailable as exc:
                 raise ApiError(ErrorCode.SERVICE_UNAVAILABLE, str(exc), 503) from exc
 

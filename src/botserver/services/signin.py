@@ -2,7 +2,10 @@
 
 Pending sign-ins live in `auth_states` keyed by the SHA-256 of `state`, so
 whichever instance receives the callback can finish the flow, and each state
-can be taken exactly once. The local user is found (or created) from the ID
+can be taken exactly once. Each pending sign-in also holds the hash of a
+random value kept in a short-lived cookie of the browser that started it:
+a callback URL carried to another browser (login CSRF) finishes nothing.
+The local user is found (or created) from the ID
 token: the embedded provider's `sub` is our user id; an external issuer's
 user is keyed by issuer and subject, and its roles come from the configured
 claim on every sign-in.
@@ -11,6 +14,7 @@ claim on every sign-in.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -56,18 +60,37 @@ def safe_return_to(value: str | None) -> str:
 
 
 def roles_from_claims(claims: dict[str, Any], claim: str, admin_role: str) -> list[str]:
-    """Our roles from the directory's: a list of names or Zitadel's object keyed by name."""
+    """The directory's role names, in its order, with `admin_role` named `admin`.
+
+    The claim may be a list of names or Zitadel's object keyed by name. Only
+    `admin_role` grants `admin`: a directory role that merely happens to be
+    called "admin" is dropped. No role at all means the plain `user`.
+    """
     value = claims.get(claim)
     if value is None and claim == "roles":
         value = claims.get(ZITADEL_ROLES_CLAIM)
-    names: set[str] = set()
+    names: list[str] = []
     if isinstance(value, dict):
-        names = {str(key) for key in value}
+        names = [str(key) for key in value]
     elif isinstance(value, list):
-        names = {str(item) for item in value}
+        names = [str(item) for item in value]
     elif isinstance(value, str):
-        names = set(value.split())
-    return [ADMIN_ROLE] if admin_role in names else ["user"]
+        names = value.split()
+    roles: dict[str, None] = {}
+    for name in names:
+        if name == admin_role:
+            roles[ADMIN_ROLE] = None
+        elif name != ADMIN_ROLE and name:
+            roles[name[:100]] = None
+    return list(roles) or ["user"]
+
+
+@dataclass(frozen=True)
+class Started:
+    """Where to send the browser, and the value its sign-in cookie must carry back."""
+
+    url: str
+    browser_binding: str
 
 
 @dataclass(frozen=True)
@@ -91,12 +114,13 @@ class SignInService:
         self.oidc = oidc
         self.login_sessions = login_sessions
 
-    async def start(self, return_to: str | None) -> str:
-        """Remember a pending sign-in and answer the directory URL to send the browser to."""
+    async def start(self, return_to: str | None) -> Started:
+        """Remember a pending sign-in; answer the directory URL and the browser's binding."""
         target = safe_return_to(return_to)
         state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
+        binding = secrets.token_urlsafe(32)
         now = self.clock.now()
         try:
             url = await self.oidc.authorization_url(state, nonce, verifier)
@@ -109,19 +133,26 @@ class SignInService:
                     state_hash=_hash(state),
                     nonce=nonce,
                     code_verifier=verifier,
+                    browser_hash=_hash(binding),
                     return_to=target,
                     created_at=now,
                     expires_at=now + STATE_LIFETIME,
                 )
             )
-        return url
+        return Started(url=url, browser_binding=binding)
 
     async def finish(
-        self, *, code: str | None, state: str | None, error: str | None, ip: str | None
+        self,
+        *,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+        browser_binding: str | None,
+        ip: str | None,
     ) -> SignedIn:
         """Validate the callback end to end; any failure is audited and raised as ApiError."""
         try:
-            return await self._finish(code, state, error, ip)
+            return await self._finish(code, state, error, browser_binding, ip)
         except OidcError as exc:
             await self._failed(exc.reason, ip)
             if exc.status == 503:
@@ -131,7 +162,12 @@ class SignInService:
             raise ApiError.unauthorized(exc.message) from exc
 
     async def _finish(
-        self, code: str | None, state: str | None, error: str | None, ip: str | None
+        self,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+        browser_binding: str | None,
+        ip: str | None,
     ) -> SignedIn:
         if not state:
             raise OidcError("The callback carries no state.", "missing_state", 400)
@@ -140,6 +176,19 @@ class SignInService:
             pending = await uow.directory.take_state(_hash(state))
         if pending is None:
             raise OidcError("Unknown or already used sign-in state.", "unknown_state", 400)
+        # The state is spent either way: a callback URL that leaked is now worthless.
+        if not browser_binding:
+            raise OidcError(
+                "This browser has no sign-in cookie for this sign-in; start again.",
+                "missing_browser_binding",
+                400,
+            )
+        if not hmac.compare_digest(_hash(browser_binding), pending.browser_hash):
+            raise OidcError(
+                "This sign-in was started in another browser; start again.",
+                "wrong_browser",
+                400,
+            )
         if utc(pending.expires_at) <= now:
             raise OidcError("The sign-in took too long; start again.", "expired_state", 400)
         if error:
@@ -221,4 +270,4 @@ class SignInService:
 
 
 def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()

@@ -213,9 +213,26 @@ class AuthState(Base):
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128))
     code_verifier: Mapped[str] = mapped_column(String(128))
+    # SHA-256 of the value in the browser's sign-in cookie: only that browser may finish.
+    browser_hash: Mapped[str] = mapped_column(String(64))
     return_to: Mapped[str] = mapped_column(String(2048), default="/")
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Failed-login counters for usernames that match no account.
+
+    They count and lock exactly like an account's, so the login form's answers
+    do not tell which usernames exist. Keyed by the SHA-256 of the username.
+    """
+
+    __tablename__ = "login_throttles"
+
+    username_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuthorizationCode(Base):

@@ -10,6 +10,7 @@ presented twice is refused and the access tokens it produced are revoked
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -31,7 +32,7 @@ from botserver.directory.embedded.keys import ALGORITHM, SigningKeys
 from botserver.errors import ApiError
 from botserver.services.passwords import verify_password
 from botserver.storage.db import Database
-from botserver.storage.models import AccessToken, AuthorizationCode, User
+from botserver.storage.models import AccessToken, AuthorizationCode, LoginThrottle, User
 from botserver.storage.unit import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,25 @@ class LoginRefused(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+
+
+@dataclass
+class _Audit:
+    """One login attempt's audit entries; an unknown username is recorded as typed."""
+
+    uow: UnitOfWork
+    now: datetime
+    user_id: str | None
+    ip: str | None
+    counter: User | LoginThrottle
+    username: str
+
+    async def record(self, kind: str, **details: Any) -> None:
+        if isinstance(self.counter, LoginThrottle):
+            details = {"username": self.username[:150], "reason": "unknown_user", **details}
+        await self.uow.audit.record(
+            kind, self.now, user_id=self.user_id, ip=self.ip, details=details
+        )
 
 
 class TokenError(Exception):
@@ -203,74 +223,89 @@ class EmbeddedProvider:
             ) from exc
 
     async def authenticate(self, username: str, password: str, ip: str | None) -> User:
-        """Check a password, slowing down and then locking after repeated failures."""
-        settings = self.settings
+        """Check a password, slowing down and then locking after repeated failures.
+
+        A username without an account (or without a password) counts, slows down
+        and locks in `login_throttles` exactly as an account does, so the form's
+        answers never tell which usernames exist. Every attempt is audited.
+        """
         now = self.clock.now()
         refused: LoginRefused | None = None
         async with self.db.unit() as uow:
             user = await uow.users.by_username(username)
-            if user is None or not user.password_hash:
-                verify_password(None, password)
-                await uow.audit.record(
-                    "login_failed",
-                    now,
-                    user_id=user.id if user else None,
-                    ip=ip,
-                    details={"username": username[:150], "reason": "unknown_user"},
-                )
-                refused = LoginRefused("Wrong username or password.", 401)
-            elif user.locked_until is not None and utc(user.locked_until) > now:
-                wait = math.ceil((utc(user.locked_until) - now).total_seconds())
-                locked = user.failed_logins >= settings.login_lockout_after
-                await uow.audit.record(
-                    "login_failed",
-                    now,
-                    user_id=user.id,
-                    ip=ip,
-                    details={"reason": "locked" if locked else "throttled"},
-                )
-                if locked:
-                    refused = LoginRefused(
-                        "This account is locked after repeated failed sign-ins. "
-                        f"Try again in {math.ceil(wait / 60)} minutes.",
-                        403,
-                        wait,
-                    )
-                else:
-                    refused = LoginRefused(
-                        f"Too many failed attempts. Wait {wait} seconds and try again.", 429, wait
-                    )
-            elif verify_password(user.password_hash, password):
-                user.failed_logins = 0
-                user.locked_until = None
-                await uow.audit.record("login_succeeded", now, user_id=user.id, ip=ip)
+            counter: User | LoginThrottle
+            if user is not None and user.password_hash:
+                counter = user
             else:
-                refused = await self._count_failure(uow, user, ip)
+                counter = await self._throttle(uow, username, now)
+            audit = _Audit(uow, now, user.id if user else None, ip, counter, username)
+
+            refused = await self._waiting(audit)
+            if refused is None:
+                # Argon2id takes a noticeable time: keep it off the event loop.
+                password_hash = user.password_hash if counter is user and user else None
+                if await asyncio.to_thread(verify_password, password_hash, password):
+                    assert user is not None
+                    user.failed_logins = 0
+                    user.locked_until = None
+                    await uow.audit.record("login_succeeded", now, user_id=user.id, ip=ip)
+                else:
+                    refused = await self._count_failure(audit)
         if refused is not None:
             raise refused
         assert user is not None
         return user
 
-    async def _count_failure(self, uow: UnitOfWork, user: User, ip: str | None) -> LoginRefused:
-        settings = self.settings
-        now = self.clock.now()
-        # A lock that ran out starts a fresh count.
-        failures = user.failed_logins if user.failed_logins < settings.login_lockout_after else 0
-        failures += 1
-        user.failed_logins = failures
-        await uow.audit.record(
-            "login_failed", now, user_id=user.id, ip=ip, details={"failures": failures}
+    async def _throttle(self, uow: UnitOfWork, username: str, now: datetime) -> LoginThrottle:
+        # Counters idle for a day are forgotten, so the table cannot grow without end.
+        idle = timedelta(days=1, minutes=self.settings.login_lockout_minutes)
+        await uow.directory.purge_throttles(now - idle)
+        key = _hash(username)
+        found = await uow.directory.throttle(key)
+        if found is not None:
+            return found
+        return await uow.directory.add_throttle(
+            LoginThrottle(username_hash=key, failed_logins=0, locked_until=None, updated_at=now)
         )
-        if failures >= settings.login_lockout_after:
-            user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
-            await uow.audit.record(
-                "account_locked",
-                now,
-                user_id=user.id,
-                ip=ip,
-                details={"minutes": settings.login_lockout_minutes},
+
+    async def _waiting(self, audit: _Audit) -> LoginRefused | None:
+        """The refusal while a pause or a lock runs; None when a password may be tried."""
+        counter, now = audit.counter, audit.now
+        if counter.locked_until is None or utc(counter.locked_until) <= now:
+            return None
+        wait = math.ceil((utc(counter.locked_until) - now).total_seconds())
+        locked = counter.failed_logins >= self.settings.login_lockout_after
+        await audit.record("login_failed", reason="locked" if locked else "throttled")
+        if locked:
+            return LoginRefused(
+                "This account is locked after repeated failed sign-ins. "
+                f"Try again in {math.ceil(wait / 60)} minutes.",
+                403,
+                wait,
             )
-            logger.info("Locked account %s after %s failed sign-ins.", user.username, failures)
+        return LoginRefused(
+            f"Too many failed attempts. Wait {wait} seconds and try again.", 429, wait
+        )
+
+    async def _count_failure(self, audit: _Audit) -> LoginRefused:
+        settings = self.settings
+        counter, now = audit.counter, audit.now
+        # A lock that ran out starts a fresh count.
+        failures = (
+            counter.failed_logins if counter.failed_logins < settings.login_lockout_after else 0
+        )
+        failures += 1
+        counter.failed_logins = failures
+        if isinstance(counter, LoginThrottle):
+            counter.updated_at = now
+        await audit.record("login_failed", failures=failures)
+        if failures >= settings.login_lockout_after:
+            counter.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+            await audit.record("account_locked", minutes=settings.login_lockout_minutes)
+            if isinstance(counter, User):
+                logger.info(
+                    "Locked account %s after %s failed sign-ins.", counter.username, failures
+                )
             return LoginRefused(
                 "This account is locked after repeated failed sign-ins. Try again in "
                 f"{math.ceil(settings.login_lockout_minutes)} minutes.",
@@ -280,7 +315,7 @@ class EmbeddedProvider:
         if failures >= settings.login_slowdown_after:
             # Each failure past the threshold doubles the wait before the next try.
             delay = 2 ** (failures - settings.login_slowdown_after)
-            user.locked_until = now + timedelta(seconds=delay)
+            counter.locked_until = now + timedelta(seconds=delay)
         return LoginRefused("Wrong username or password.", 401)
 
     async def issue_code(self, request: AuthorizationRequest, user: User) -> str:

@@ -7,7 +7,13 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botserver.storage.models import AccessToken, AuthorizationCode, AuthState, SigningKey
+from botserver.storage.models import (
+    AccessToken,
+    AuthorizationCode,
+    AuthState,
+    LoginThrottle,
+    SigningKey,
+)
 
 
 class DirectoryRepo:
@@ -32,6 +38,19 @@ class DirectoryRepo:
 
     async def purge_states(self, before: datetime) -> None:
         await self.session.execute(delete(AuthState).where(AuthState.expires_at < before))
+
+    # Failed logins for usernames without an account (the embedded provider).
+
+    async def throttle(self, username_hash: str) -> LoginThrottle | None:
+        return await self.session.get(LoginThrottle, username_hash)
+
+    async def add_throttle(self, throttle: LoginThrottle) -> LoginThrottle:
+        self.session.add(throttle)
+        await self.session.flush()
+        return throttle
+
+    async def purge_throttles(self, before: datetime) -> None:
+        await self.session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at < before))
 
     # Signing keys (the embedded provider).
 
