@@ -17,6 +17,7 @@ from botserver.cors import EnvelopeCORSMiddleware
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
 from botserver.metrics_middleware import MetricsMiddleware
 from botserver.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from botserver.openapi import install_openapi
 from botserver.ratelimit_middleware import RateLimitMiddleware
 from botserver.services.container import Services
 from botserver.storage.db import DatabaseUnavailable
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.include_router(api_router)
     app.mount("/static", static_files(), name="static")
+    install_openapi(app, counted=lambda path: not services.rate_limiter.is_exempt(path))
 
     # Added innermost first: metrics wrap everything, then the request id, CORS, rate
     # limits and size.
