@@ -57,6 +57,8 @@ async def test_status_is_healthy_with_every_check(
         assert check["status"] == "ok"
         assert check["latency_ms"] >= 0
     assert body["checks"]["directory"]["mode"] == "embedded"
+    assert body["checks"]["bots"]["total"] > 0 and body["checks"]["bots"]["offline"] == []
+    assert "message" not in body["checks"]["database"]  # only a failing check explains itself
 
 
 async def test_status_is_degraded_while_redis_is_down(

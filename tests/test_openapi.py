@@ -46,6 +46,8 @@ async def test_every_operation_documents_its_answer_and_its_errors(
         schema = content.get("application/json", {}).get("schema", {})
         if not schema or schema == {}:
             problems.append(f"{where}: success answer has no schema")
+        elif not _has_fields(schema, schemas):
+            problems.append(f"{where}: success answer is a free-form object")
         if "requestBody" in operation:
             body = operation["requestBody"]["content"]
             if not any(v.get("schema") for v in body.values()):
@@ -98,3 +100,12 @@ async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "openapi.json" in response.text
+
+
+def _has_fields(schema: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether an answer's schema names its fields (not `{"type": "object"}` alone)."""
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+    if schema.get("type") == "object":
+        return bool(schema.get("properties"))
+    return schema.get("type") in ("array", "string", "integer", "number", "boolean")
