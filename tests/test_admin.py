@@ -14,6 +14,7 @@ from botserver.clock import FrozenClock
 from botserver.config import Settings
 from botserver.services.container import Services
 from botserver.services.monitoring import quantile, system_status
+from tests.api.test_ws import open_session
 from tests.conftest import Account, MakeAccount
 from tests.support.services import PostgresServer, RedisServer
 
@@ -57,6 +58,8 @@ async def test_status_is_healthy_with_every_check(
         assert check["status"] == "ok"
         assert check["latency_ms"] >= 0
     assert body["checks"]["directory"]["mode"] == "embedded"
+    assert body["checks"]["bots"]["total"] > 0 and body["checks"]["bots"]["offline"] == []
+    assert "message" not in body["checks"]["database"]  # only a failing check explains itself
 
 
 async def test_status_is_degraded_while_redis_is_down(
@@ -256,6 +259,27 @@ async def test_audit_log_filters(
     assert [e["kind"] for e in paged.json()["events"]] == ["role_changed"]
     bad = await client.get("/api/admin/audit?since=yesterday", headers=admin.headers)
     assert bad.status_code == 422
+
+
+async def test_deleted_sessions_are_audited_with_who_deleted_them(
+    client: httpx.AsyncClient, admin: Account, make_account: MakeAccount, clock: FrozenClock
+) -> None:
+    owner = await make_account("owner")
+    own, other = [await open_session(client, owner, "default") for _ in range(2)]
+    assert (await client.delete(f"/api/session/{own}", headers=owner.headers)).status_code == 200
+    clock.advance(minutes=1)
+    assert (await client.delete(f"/api/session/{other}", headers=admin.headers)).status_code == 200
+
+    audit = await client.get(
+        "/api/admin/audit", params={"kind": "session_deleted"}, headers=admin.headers
+    )
+    assert audit.json()["total"] == 2
+    by_admin, by_owner = audit.json()["events"]  # newest first
+    assert all(event["kind"] == "session_deleted" for event in (by_admin, by_owner))
+    assert (by_owner["user_id"], by_owner["actor_id"]) == (owner.user_id, owner.user_id)
+    assert by_owner["details"] == {"session_id": own}
+    assert (by_admin["user_id"], by_admin["actor_id"]) == (owner.user_id, admin.user_id)
+    assert by_admin["details"] == {"session_id": other}
 
 
 class TestBots:

@@ -56,3 +56,41 @@ def test_serve_refuses_to_start_in_production_with_the_default_secret(tmp_path) 
     assert lines == [
         "botserver: BOTSERVER_SECRET_KEY must be set to a private random value in production."
     ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        (
+            "BOTSERVER_RATE_LIMIT_PUBLIC",
+            "lots",
+            "BOTSERVER_RATE_LIMIT_PUBLIC must be one limit such as '60/hour', not 'lots'.",
+        ),
+        (
+            "BOTSERVER_RATE_LIMIT_ADMIN",
+            "1/second;5/minute",
+            "BOTSERVER_RATE_LIMIT_ADMIN must be one limit such as '60/hour', "
+            "not '1/second;5/minute'.",
+        ),
+        (
+            "BOTSERVER_TRUSTED_PROXIES",
+            "10.0.0.1,notanip",
+            "BOTSERVER_TRUSTED_PROXIES holds 'notanip', which is not an IP address or CIDR.",
+        ),
+    ],
+)
+def test_serve_names_a_malformed_limit_or_proxy_in_one_line(
+    tmp_path, setting: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "botserver", "serve"],
+        env={setting: value, "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"botserver: {message}"
+    ]

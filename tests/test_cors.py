@@ -62,7 +62,36 @@ async def test_explicit_origins_allow_listed_and_refuse_others(env: str) -> None
         )
         assert refused.status_code == 400
         assert "access-control-allow-origin" not in refused.headers
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers["x-request-id"]
+        error = refused.json()["error"]
+        assert error["code"] == "BAD_REQUEST"
+        assert "origin https://evil.example is not allowed" in error["message"]
+        assert error["details"] == {"refused": ["origin"]}
 
         simple = await client.get("/health", headers={"Origin": "https://app.example"})
         exposed = simple.headers["access-control-expose-headers"].lower()
         assert "x-ratelimit-remaining" in exposed and "x-request-id" in exposed
+
+
+@pytest.mark.parametrize("origins", ["*", "https://app.example"])
+async def test_a_preflight_asking_for_a_header_we_do_not_accept_is_refused_with_the_envelope(
+    origins: str,
+) -> None:
+    async with client_for(make_settings(cors_origins=origins)) as client:
+        refused = await client.options(
+            "/api/session/create",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "Content-Type, X-Evil",
+            },
+        )
+    assert refused.status_code == 400
+    assert refused.headers["x-request-id"]
+    error = refused.json()["error"]
+    assert error["code"] == "BAD_REQUEST"
+    assert error["message"] == (
+        "Cross-origin request refused: these request headers are not allowed: X-Evil."
+    )
+    assert error["details"] == {"refused": ["headers"]}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -7,6 +8,7 @@ import pytest
 
 from botserver.clock import FrozenClock
 from botserver.services.container import Services
+from botserver.storage.models import Group, new_id
 from tests.conftest import Account, MakeAccount
 
 
@@ -94,6 +96,23 @@ async def test_creating_needs_the_admin_role_and_a_unique_valid_name(
         invalid = await client.post("/api/groups/create", json=body, headers=admin.headers)
         assert invalid.status_code == 422, body
         assert invalid.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_a_name_claimed_by_a_concurrent_transaction_is_a_conflict(
+    client: httpx.AsyncClient, admin: Account, services: Services, clock: FrozenClock
+) -> None:
+    # Another request inserts "ops" and has not committed yet, so this
+    # request's check for the name finds nothing; the unique index decides.
+    async with services.db.unit() as uow:
+        await uow.groups.add(Group(id=new_id("group"), name="ops", created_at=clock.now()))
+        request = asyncio.create_task(
+            client.post("/api/groups/create", json={"name": "ops"}, headers=admin.headers)
+        )
+        await asyncio.sleep(0.3)
+    response = await request
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "CONFLICT"
+    assert "ops" in response.json()["error"]["message"]
 
 
 async def test_list_shows_own_groups_and_all_for_admins(

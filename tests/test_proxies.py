@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from botserver.config import ConfigError
-from botserver.proxies import client_address, parse_networks
+from botserver.config import ConfigError, parse_networks
+from botserver.proxies import client_address
 
 TRUSTED = parse_networks(["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"])
 

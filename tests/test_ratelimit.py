@@ -112,6 +112,34 @@ async def test_signed_in_users_spend_their_own_budget(
     assert budget(admin_answer)[:2] == (7, 6)
 
 
+async def test_the_admin_tier_refuses_when_spent(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    admin: Account,
+    clock: FrozenClock,
+    services: Services,
+) -> None:
+    reset = window_end(clock)
+    for remaining in range(6, -1, -1):
+        response = await client.get("/api/admin/users", headers=admin.headers)
+        assert response.status_code == 200
+        assert budget(response) == (7, remaining, reset)
+
+    clock.advance(minutes=20)
+    refused = await client.get("/api/admin/users", headers=admin.headers)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert refused.headers["Retry-After"] == "2400"
+    assert budget(refused) == (7, 0, reset)
+    # The whole API is refused to the admin, not only the admin endpoints.
+    assert (await client.get("/api/groups/list", headers=admin.headers)).status_code == 429
+
+    # Other users keep their own budgets.
+    alice = await make_account("alice")
+    assert (await client.get("/api/groups/list", headers=alice.headers)).status_code == 200
+    assert services.metrics.rate_limited.labels(tier="admin")._value.get() == 2
+
+
 async def test_an_invalid_token_counts_as_public(
     client: httpx.AsyncClient, make_account: MakeAccount
 ) -> None:

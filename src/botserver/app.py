@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from starlette.middleware.cors import CORSMiddleware
 
 from botserver import __version__
 from botserver.api import router as api_router
 from botserver.api.web import static_files
 from botserver.clock import Clock
 from botserver.config import Settings
+from botserver.cors import EnvelopeCORSMiddleware
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
 from botserver.metrics_middleware import MetricsMiddleware
 from botserver.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from botserver.openapi import install_openapi
 from botserver.ratelimit_middleware import RateLimitMiddleware
 from botserver.services.container import Services
 from botserver.storage.db import DatabaseUnavailable
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.include_router(api_router)
     app.mount("/static", static_files(), name="static")
+    install_openapi(app, counted=lambda path: not services.rate_limiter.is_exempt(path))
 
     # Added innermost first: metrics wrap everything, then the request id, CORS, rate
     # limits and size.
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(RateLimitMiddleware, services=services)
     if settings.cors_wildcard:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=["*"],
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Content-Type", "Authorization", "X-CSRF-Token", "X-Request-Id"],
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     else:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+from limits import RateLimitItem, parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -22,6 +25,34 @@ class ConfigError(Exception):
 
 
 CommaList = Annotated[list[str], NoDecode]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+RATE_LIMITS = ("rate_limit_public", "rate_limit_authenticated", "rate_limit_admin")
+
+
+def parse_limit(setting: str, value: str) -> RateLimitItem:
+    """One rate limit in the `limits` notation, such as ``60/hour``."""
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if len(items) != 1:
+        raise ConfigError(
+            f"BOTSERVER_{setting.upper()} must be one limit such as '60/hour', not {value!r}."
+        )
+    return items[0]
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """`BOTSERVER_TRUSTED_PROXIES` entries: single addresses or CIDR blocks."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"BOTSERVER_TRUSTED_PROXIES holds {entry!r}, which is not an IP address or CIDR."
+            ) from exc
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -100,7 +131,10 @@ class Settings(BaseSettings):
         return "*" in self.cors_origins
 
     def check(self) -> None:
-        """Refuse settings that are unsafe in production, with a one-line reason."""
+        """Refuse settings the server cannot run with, or unsafe in production, in one line."""
+        for setting in RATE_LIMITS:
+            parse_limit(setting, getattr(self, setting))
+        parse_networks(self.trusted_proxies)
         if not self.is_production:
             return
         if not self.secret_key or self.secret_key == DEFAULT_SECRET:

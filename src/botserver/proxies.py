@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
 from starlette.types import Scope
 
-from botserver.config import ConfigError
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
-    """`BOTSERVER_TRUSTED_PROXIES` entries: single addresses or CIDR blocks."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError as exc:
-            raise ConfigError(
-                f"BOTSERVER_TRUSTED_PROXIES holds {entry!r}, which is not an IP address or CIDR."
-            ) from exc
-    return tuple(networks)
+from botserver.config import Network
 
 
 def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:

@@ -75,9 +75,7 @@ async def test_a_dead_holder_releases_the_lock(
     assert not waiter.done()
 
     # The holder's connection dies, as when its process is killed.
-    admin = await asyncpg.connect(
-        first.engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
-    )
+    admin = await asyncpg.connect(first.url.replace("+asyncpg", ""))
     try:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "

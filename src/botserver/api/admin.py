@@ -102,10 +102,46 @@ def _bots(bots: list[Bot]) -> BotList:
     )
 
 
-@router.get("/system/status")
-async def status(_: AdminUser, services: ServicesDep) -> dict[str, Any]:
+CheckStatus = Literal["ok", "degraded", "error"]
+
+
+class Check(BaseModel):
+    status: CheckStatus
+    latency_ms: float
+    message: str | None = None  # why a check is not ok
+
+
+class DirectoryCheck(Check):
+    mode: Literal["embedded", "external"] | None = None
+
+
+class RedisCheck(Check):
+    events: Literal["flowing", "interrupted"] | None = None
+
+
+class BotsCheck(Check):
+    total: int | None = None
+    offline: list[str] | None = None
+
+
+class Checks(BaseModel):
+    database: Check
+    directory: DirectoryCheck
+    bots: BotsCheck
+    redis: RedisCheck | None = None  # only when BOTSERVER_REDIS_URL is set
+
+
+class SystemStatus(BaseModel):
+    status: Literal["healthy", "degraded"]
+    version: str
+    uptime_seconds: float
+    checks: Checks
+
+
+@router.get("/system/status", response_model=SystemStatus, response_model_exclude_none=True)
+async def status(_: AdminUser, services: ServicesDep) -> SystemStatus:
     """Health of every dependency; `degraded` (still 200) when any check fails."""
-    return await system_status(services)
+    return SystemStatus.model_validate(await system_status(services))
 
 
 def _wants_prometheus(request: Request, format: str | None) -> bool:

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from botserver.clock import Clock
 from botserver.errors import ApiError
 from botserver.services.principal import Principal
 from botserver.storage.db import Database
+from botserver.storage.errors import Duplicate
 from botserver.storage.models import Group, GroupMembership, User, new_id
 from botserver.storage.unit import UnitOfWork
 
@@ -65,7 +64,7 @@ class GroupService:
                     )
                 )
                 await self._audit(uow, "group_created", principal, group, name=name)
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise _duplicate(name) from exc
         return group
 
@@ -82,13 +81,11 @@ class GroupService:
                 name = changes.get("name")
                 if name is not None and name != group.name and await uow.groups.by_name(name):
                     raise _duplicate(name)
-                for field, value in changes.items():
-                    setattr(group, field, value)
-                await uow.flush()
+                await uow.groups.update(group, changes)
                 if changes:
                     await self._audit(uow, "group_updated", principal, group, changes=changes)
                 _, count = await uow.groups.members(group.id, 0, 0)
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise _duplicate(str(changes.get("name"))) from exc
         return GroupSummary(group, count)
 
@@ -139,7 +136,7 @@ class GroupService:
                 await self._audit(
                     uow, "group_member_added", principal, group, user_id=user_id, role=role
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise ApiError.conflict("The user is already a member of this group.") from exc
 
     async def remove_member(self, principal: Principal, group_id: str, user_id: str) -> None:

@@ -9,25 +9,13 @@ PostgreSQL the advisory locks below order work across every instance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncTransaction,
-    create_async_engine,
-)
-
 from botserver.errors import ApiError
-from botserver.storage.db import DatabaseUnavailable
-
-LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE when `lock_timeout` expires
+from botserver.storage.locks import AdvisoryLocks, LockTimeout
 
 
 class SessionLocks(Protocol):
@@ -75,12 +63,12 @@ class AdvisorySessionLocks:
     keepalives; set `tcp_keepalives_idle` on the server to bound that.)
 
     How: the lock is `pg_advisory_xact_lock(key)` taken in a transaction on
-    a connection of a small engine of its own, held open while the turn runs
-    on ordinary connections, then rolled back. `key` is the first 64 bits of
-    SHA-256 of the session id; a collision only makes two sessions wait for
-    each other. An in-process lock is taken first, so one instance puts at
-    most one waiter per session into PostgreSQL and never fills its pool
-    with waiters.
+    a connection of a small engine of its own (`storage/locks.py`), held
+    open while the turn runs on ordinary connections, then rolled back.
+    `key` is the first 64 bits of SHA-256 of the session id; a collision
+    only makes two sessions wait for each other. An in-process lock is
+    taken first, so one instance puts at most one waiter per session into
+    PostgreSQL and never fills its pool with waiters.
 
     Order: within an instance, messages of a session are processed in the
     order they reached the lock (asyncio locks are first come, first
@@ -93,63 +81,29 @@ class AdvisorySessionLocks:
     """
 
     def __init__(self, url: str, *, wait_seconds: float = 30.0) -> None:
+        self.url = url
         self.local = LocalSessionLocks()
-        self.wait_seconds = wait_seconds
-        self.engine: AsyncEngine = create_async_engine(
-            url,
-            pool_size=5,
-            max_overflow=45,
-            pool_timeout=wait_seconds,
-            pool_pre_ping=True,
-            connect_args={"timeout": 5, "command_timeout": wait_seconds + 5},
-        )
+        self.advisory = AdvisoryLocks(url, wait_seconds=wait_seconds)
 
     @asynccontextmanager
     async def _hold(self, session_id: str) -> AsyncIterator[None]:
         async with self.local.hold(session_id):
-            connection, transaction = await self._acquire(session_id)
             try:
-                yield
-            finally:
-                # Rolling back releases the lock; a dead connection has released it already.
-                with contextlib.suppress(Exception):
-                    await transaction.rollback()
-                with contextlib.suppress(Exception):
-                    await connection.close()
-
-    async def _acquire(self, session_id: str) -> tuple[AsyncConnection, AsyncTransaction]:
-        try:
-            connection = await self.engine.connect()
-        except (OSError, TimeoutError, DBAPIError) as exc:
-            raise DatabaseUnavailable("The database is not answering.") from exc
-        try:
-            transaction = await connection.begin()
-            await connection.execute(
-                text(f"SET LOCAL lock_timeout = '{int(self.wait_seconds * 1000)}ms'")
-            )
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(session_id)}
-            )
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await connection.close()
-            if (
-                isinstance(exc, DBAPIError)
-                and getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE
-            ):
+                held = await self.advisory.acquire(lock_key(session_id))
+            except LockTimeout as exc:
                 raise ApiError.unavailable(
                     "This session is busy with another message; try again."
                 ) from exc
-            if isinstance(exc, OSError | TimeoutError | DBAPIError):
-                raise DatabaseUnavailable("The database is not answering.") from exc
-            raise
-        return connection, transaction
+            try:
+                yield
+            finally:
+                await held.release()
 
     def hold(self, session_id: str) -> AbstractAsyncLock:
         return self._hold(session_id)  # type: ignore[return-value]
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.advisory.close()
 
 
 def lock_key(session_id: str) -> int:

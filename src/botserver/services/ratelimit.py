@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import RateLimiter as LimitsStrategy
 from limits.errors import StorageError
@@ -37,9 +37,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from botserver.clock import Clock
-from botserver.config import ConfigError, Settings
+from botserver.config import Settings, parse_limit, parse_networks
 from botserver.metrics import Metrics
-from botserver.proxies import parse_networks
 from botserver.services.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -114,18 +113,6 @@ class ClockFixedWindow(LimitsStrategy):
         return self._window(item)[1]
 
 
-def _parse_limit(setting: str, value: str) -> RateLimitItem:
-    try:
-        items = parse_many(value)
-    except ValueError:
-        items = []
-    if len(items) != 1:
-        raise ConfigError(
-            f"BOTSERVER_{setting.upper()} must be one limit such as '60/hour', not {value!r}."
-        )
-    return items[0]
-
-
 def _build_storage(redis_url: str | None) -> Storage:
     if not redis_url:
         return MemoryStorage()
@@ -149,11 +136,11 @@ class RateLimiter:
         self.clock = clock
         self.metrics = metrics
         self.items = {
-            Tier.PUBLIC: _parse_limit("rate_limit_public", settings.rate_limit_public),
-            Tier.AUTHENTICATED: _parse_limit(
+            Tier.PUBLIC: parse_limit("rate_limit_public", settings.rate_limit_public),
+            Tier.AUTHENTICATED: parse_limit(
                 "rate_limit_authenticated", settings.rate_limit_authenticated
             ),
-            Tier.ADMIN: _parse_limit("rate_limit_admin", settings.rate_limit_admin),
+            Tier.ADMIN: parse_limit("rate_limit_admin", settings.rate_limit_admin),
         }
         self.uses_redis = bool(settings.redis_url)
         self.storage = _build_storage(settings.redis_url)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botserver.storage.errors import Duplicate
 from botserver.storage.models import Group, GroupMembership, User
 
 
@@ -18,9 +22,16 @@ class GroupRepo:
         return result.scalar_one_or_none()
 
     async def add(self, group: Group) -> Group:
+        """Store a new group; `Duplicate` when its name is taken."""
         self.session.add(group)
-        await self.session.flush()
+        await self._flush_unique()
         return group
+
+    async def update(self, group: Group, changes: dict[str, Any]) -> None:
+        """Apply `changes` to the group's columns; `Duplicate` when a new name is taken."""
+        for field, value in changes.items():
+            setattr(group, field, value)
+        await self._flush_unique()
 
     async def delete(self, group: Group) -> None:
         await self.session.execute(
@@ -60,8 +71,9 @@ class GroupRepo:
         return await self.session.get(GroupMembership, (group_id, user_id))
 
     async def add_member(self, membership: GroupMembership) -> None:
+        """Store a membership; `Duplicate` when the user already belongs to the group."""
         self.session.add(membership)
-        await self.session.flush()
+        await self._flush_unique()
 
     async def remove_member(self, membership: GroupMembership) -> None:
         await self.session.delete(membership)
@@ -96,3 +108,11 @@ class GroupRepo:
             .where(GroupMembership.user_id == user_id)
         )
         return set(result.scalars())
+
+    async def _flush_unique(self) -> None:
+        # Checking first does not stop two transactions from inserting the
+        # same name at once; the unique constraints do, and this names it.
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Duplicate(str(exc.orig)) from exc
