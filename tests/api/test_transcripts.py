@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,11 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
-    bots_dir: Path, live_server: LiveServer, client: httpx.AsyncClient, ann: Account
+    bots_dir: Path,
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    ann: Account,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     loop_session, _ = await start(client, ann, "loop")
     big_session, _ = await start(client, ann, "big")
@@ -159,15 +164,25 @@ async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
                 replies.append(frames[-1]["content"])
             return replies
 
-    runaway, too_big, echoed = await asyncio.gather(
-        say(client, ann, loop_session, "go"), say(client, ann, big_session, "go"), chat_meanwhile()
-    )
+    with caplog.at_level(logging.WARNING, logger="botserver.engine.runtime"):
+        runaway, too_big, echoed = await asyncio.gather(
+            say(client, ann, loop_session, "go"),
+            say(client, ann, big_session, "go"),
+            chat_meanwhile(),
+        )
     assert echoed == [f"You said: n{n}" for n in range(5)]
     for replies in (runaway, too_big):
         assert [r["content"] for r in replies] == [
             "Sorry, something went wrong on my side and I had to stop. "
             "Send a message to start again."
         ]
+    # The operator learns which bot stopped and where.
+    assert sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == [
+        "Bot big stopped a dialog turn: start.bas:5: String longer than 65536 characters",
+        "Bot loop stopped a dialog turn: "
+        "start.bas:4: Step budget of 10000 instructions exceeded (endless loop?)",
+    ]
+
     # The stopped dialog starts over on the next message.
     again = await say(client, ann, loop_session, "hello?")
     assert [r["content"] for r in again] == ["Say go."]
