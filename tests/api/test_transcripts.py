@@ -114,26 +114,30 @@ async def test_customer_service_transcript_and_bot_memory(
 
 BOTS_SOURCE = ROOT / "tests" / "bots"
 
+# Each waits for "go", then goes over one of the safety limits.
+RUNAWAY_BOTS = {
+    "loop": 'TALK "Say go."\nHEAR go\ni = 0\nWHILE TRUE\n  i = i + 1\nWEND\n',
+    "big": 'TALK "Say go."\nHEAR go\ns = "x"\nFOR i = 1 TO 100\n  s = s & s\nNEXT\nTALK s\n',
+    "wide": 'TALK "Say go."\nHEAR go\nitems = [1]\nWHILE TRUE\n  items = items + items\nWEND\n',
+    "deep": 'TALK "Say go."\nHEAR go\nCALL dive(1)\nSUB dive(n)\n  CALL dive(n + 1)\nEND SUB\n',
+}
+
+
+def add_bot(target: Path, name: str, start_bas: str, config: str = "") -> None:
+    package = target / f"{name}.gbai"
+    (package / f"{name}.gbot").mkdir(parents=True)
+    (package / f"{name}.gbot" / "config.csv").write_text(f"name,value\n{config}")
+    (package / f"{name}.gbdialog").mkdir()
+    (package / f"{name}.gbdialog" / "start.bas").write_text(start_bas)
+
 
 @pytest.fixture
 def bots_dir(tmp_path: Path) -> Path:
     target = tmp_path / "bots"
     shutil.copytree(BOTS_SOURCE / "survey.gbai", target / "survey.gbai")
     shutil.copytree(BOTS_SOURCE / "echo.gbai", target / "echo.gbai")
-    loop = target / "loop.gbai"
-    (loop / "loop.gbot").mkdir(parents=True)
-    (loop / "loop.gbot" / "config.csv").write_text("name,value\ndescription,Runs away\n")
-    (loop / "loop.gbdialog").mkdir()
-    (loop / "loop.gbdialog" / "start.bas").write_text(
-        'TALK "Say go."\nHEAR go\ni = 0\nWHILE TRUE\n  i = i + 1\nWEND\n'
-    )
-    big = target / "big.gbai"
-    (big / "big.gbot").mkdir(parents=True)
-    (big / "big.gbot" / "config.csv").write_text("name,value\ndescription,Grows a string\n")
-    (big / "big.gbdialog").mkdir()
-    (big / "big.gbdialog" / "start.bas").write_text(
-        'TALK "Say go."\nHEAR go\ns = "x"\nFOR i = 1 TO 100\n  s = s & s\nNEXT\nTALK s\n'
-    )
+    for name, script in RUNAWAY_BOTS.items():
+        add_bot(target, name, script)
     return target
 
 
@@ -151,8 +155,7 @@ async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
     ann: Account,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loop_session, _ = await start(client, ann, "loop")
-    big_session, _ = await start(client, ann, "big")
+    sessions = {name: (await start(client, ann, name))[0] for name in RUNAWAY_BOTS}
     echo_session, _ = await start(client, ann, "echo")
 
     async def chat_meanwhile() -> list[str]:
@@ -164,28 +167,32 @@ async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
                 replies.append(frames[-1]["content"])
             return replies
 
-    with caplog.at_level(logging.WARNING, logger="botserver.engine.runtime"):
-        runaway, too_big, echoed = await asyncio.gather(
-            say(client, ann, loop_session, "go"),
-            say(client, ann, big_session, "go"),
+    runtime_log = "botserver.engine.runtime"
+    with caplog.at_level(logging.WARNING, logger=runtime_log):
+        *stopped, echoed = await asyncio.gather(
+            *(say(client, ann, session_id, "go") for session_id in sessions.values()),
             chat_meanwhile(),
         )
     assert echoed == [f"You said: n{n}" for n in range(5)]
-    for replies in (runaway, too_big):
+    for replies in stopped:
         assert [r["content"] for r in replies] == [
             "Sorry, something went wrong on my side and I had to stop. "
             "Send a message to start again."
         ]
     # The operator learns which bot stopped and where.
-    assert sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == [
+    assert sorted(r.getMessage() for r in caplog.records if r.name == runtime_log) == [
         "Bot big stopped a dialog turn: start.bas:5: String longer than 65536 characters",
+        "Bot deep stopped a dialog turn: "
+        "start.bas:5: Maximum call depth of 64 exceeded (endless recursion?)",
         "Bot loop stopped a dialog turn: "
         "start.bas:4: Step budget of 10000 instructions exceeded (endless loop?)",
+        "Bot wide stopped a dialog turn: start.bas:5: List longer than 10000 items",
     ]
 
-    # The stopped dialog starts over on the next message.
-    again = await say(client, ann, loop_session, "hello?")
-    assert [r["content"] for r in again] == ["Say go."]
+    # Each stopped dialog starts over on the next message.
+    for session_id in sessions.values():
+        again = await say(client, ann, session_id, "hello?")
+        assert [r["content"] for r in again] == ["Say go."]
 
 
 async def test_a_script_edited_while_a_dialog_waits_restarts_it_cleanly(
