@@ -49,7 +49,9 @@ async def transcript(
     return lines
 
 
-async def test_default_bot_transcript(client: httpx.AsyncClient, ann: Account) -> None:
+async def test_default_bot_transcript(
+    client: httpx.AsyncClient, ann: Account, make_account: MakeAccount
+) -> None:
     lines = await transcript(
         client, ann, "default", ["Ann", "Tell me a joke", "Tell me a joke", "Bye"]
     )
@@ -71,6 +73,10 @@ async def test_default_bot_transcript(client: httpx.AsyncClient, ann: Account) -
     # The name lives in USER MEMORY: a new session greets Ann by name.
     _, greeting = await start(client, ann, "default")
     assert greeting == ["bot: Welcome back, Ann!", "bot: What would you like to do, Ann?"]
+    # It is Ann's memory only: another user of the same bot is asked for a name.
+    bob = await make_account("bob")
+    _, greeting = await start(client, bob, "default")
+    assert greeting == ["bot: Hello! I am the default bot.", "bot: What is your name?"]
 
 
 async def test_default_bot_menu_offers_suggestions(client: httpx.AsyncClient, ann: Account) -> None:
