@@ -129,12 +129,13 @@ RUNAWAY_BOTS = {
 }
 
 
-def add_bot(target: Path, name: str, start_bas: str, config: str = "") -> None:
+def add_bot(target: Path, name: str, dialogs: dict[str, str], config: str = "") -> None:
     package = target / f"{name}.gbai"
     (package / f"{name}.gbot").mkdir(parents=True)
     (package / f"{name}.gbot" / "config.csv").write_text(f"name,value\n{config}")
     (package / f"{name}.gbdialog").mkdir()
-    (package / f"{name}.gbdialog" / "start.bas").write_text(start_bas)
+    for dialog, source in dialogs.items():
+        (package / f"{name}.gbdialog" / f"{dialog}.bas").write_text(source)
 
 
 @pytest.fixture
@@ -143,7 +144,16 @@ def bots_dir(tmp_path: Path) -> Path:
     shutil.copytree(BOTS_SOURCE / "survey.gbai", target / "survey.gbai")
     shutil.copytree(BOTS_SOURCE / "echo.gbai", target / "echo.gbai")
     for name, script in RUNAWAY_BOTS.items():
-        add_bot(target, name, script)
+        add_bot(target, name, {"start": script})
+    add_bot(
+        target,
+        "front-desk",
+        {
+            "start": 'TALK "This is start.bas."\n',
+            "welcome": 'TALK "Welcome! Your name?"\nHEAR name\nTALK "Thanks, " & name & "."\n',
+        },
+        config="start-dialog,welcome\n",
+    )
     return target
 
 
@@ -215,3 +225,15 @@ async def test_a_script_edited_while_a_dialog_waits_restarts_it_cleanly(
     replies = [r["content"] for r in await say(client, ann, session_id, "42")]
     assert replies == ["This conversation was updated, so we are starting over.", "Pick a colour."]
     assert [r["content"] for r in await say(client, ann, session_id, "blue")] == ["You like blue."]
+
+
+async def test_a_package_can_name_another_entry_dialog(
+    bots_dir: Path, client: httpx.AsyncClient, ann: Account
+) -> None:
+    session_id, greeting = await start(client, ann, "front-desk")
+    assert greeting == ["bot: Welcome! Your name?"]
+    assert [r["content"] for r in await say(client, ann, session_id, "Ann")] == ["Thanks, Ann."]
+
+    # The dialog has ended: the next message starts the entry dialog again, not start.bas.
+    again = await say(client, ann, session_id, "hello")
+    assert [r["content"] for r in again] == ["Welcome! Your name?"]
