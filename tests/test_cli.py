@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,10 @@ import httpx
 
 from botserver.app import create_app
 from botserver.config import Settings
+from tests.conftest import start_live_server
 from tests.support.services import find_free_port
+
+TEST_BOTS = Path(__file__).parent / "bots"
 
 
 def botserver(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -88,6 +92,56 @@ async def test_cli_commands_end_to_end(database_url: str, tmp_path: Path) -> Non
 
     bots = botserver("bots", "list", env=env, cwd=tmp_path)
     assert bots.returncode == 0, bots.stderr
+
+    # `bots reload` reads the folder again and tells the running server, which then
+    # serves a bot added while it ran; the broken one is offline with file:line.
+    folder = tmp_path / "bots"
+    folder.mkdir()
+    shutil.copytree(TEST_BOTS / "echo.gbai", folder / "echo.gbai")
+    settings = Settings(_env_file=None, database_url=database_url, bots_dir=folder)  # type: ignore[call-arg]
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        server, task, port = await start_live_server(app)
+        try:
+            for name in ("broken", "survey"):
+                shutil.copytree(TEST_BOTS / f"{name}.gbai", folder / f"{name}.gbai")
+            url = f"http://127.0.0.1:{port}"
+            reloaded = await asyncio.to_thread(
+                botserver,
+                "bots",
+                "reload",
+                "--url",
+                url,
+                env={**env, "BOTSERVER_BOTS_DIR": str(folder)},
+                cwd=tmp_path,
+            )
+            assert reloaded.returncode == 0, reloaded.stderr
+            *rows, told = reloaded.stdout.splitlines()
+            assert sorted(rows) == [
+                "broken\toffline\tstart.bas:3: Expected END IF",
+                "echo\tonline",
+                "survey\tonline",
+            ]
+            assert told == f"The server at {url} reloaded its bots."
+
+            services = app.state.services
+            carol = await services.users.get_by_username("carol")
+            token = (await services.login_sessions.issue(carol.id)).token
+            async with httpx.AsyncClient(base_url=url) as client:
+                auth = {"Authorization": f"Bearer {token}"}
+                bots = (await client.get("/api/bots", headers=auth)).json()["bots"]
+                survey = next(b["id"] for b in bots if b["name"] == "survey")
+                created = await client.post(
+                    "/api/session/create", json={"bot_id": survey}, headers=auth
+                )
+                assert created.status_code == 201, created.text
+                session_id = created.json()["session_id"]
+                history = await client.get(f"/api/session/{session_id}/messages", headers=auth)
+                said = [m["content"] for m in history.json()["messages"]]
+                assert said == ["What is your name?"]
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, timeout=10)
 
 
 async def read_frames_until_closed(reader: asyncio.StreamReader) -> list[tuple[int, bytes]]:

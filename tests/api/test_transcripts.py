@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ async def transcript(
     return lines
 
 
-async def test_default_bot_transcript(client: httpx.AsyncClient, ann: Account) -> None:
+async def test_default_bot_transcript(
+    client: httpx.AsyncClient, ann: Account, make_account: MakeAccount
+) -> None:
     lines = await transcript(
         client, ann, "default", ["Ann", "Tell me a joke", "Tell me a joke", "Bye"]
     )
@@ -70,6 +73,10 @@ async def test_default_bot_transcript(client: httpx.AsyncClient, ann: Account) -
     # The name lives in USER MEMORY: a new session greets Ann by name.
     _, greeting = await start(client, ann, "default")
     assert greeting == ["bot: Welcome back, Ann!", "bot: What would you like to do, Ann?"]
+    # It is Ann's memory only: another user of the same bot is asked for a name.
+    bob = await make_account("bob")
+    _, greeting = await start(client, bob, "default")
+    assert greeting == ["bot: Hello! I am the default bot.", "bot: What is your name?"]
 
 
 async def test_default_bot_menu_offers_suggestions(client: httpx.AsyncClient, ann: Account) -> None:
@@ -113,25 +120,39 @@ async def test_customer_service_transcript_and_bot_memory(
 
 BOTS_SOURCE = ROOT / "tests" / "bots"
 
+# Each waits for "go", then goes over one of the safety limits.
+RUNAWAY_BOTS = {
+    "loop": 'TALK "Say go."\nHEAR go\ni = 0\nWHILE TRUE\n  i = i + 1\nWEND\n',
+    "big": 'TALK "Say go."\nHEAR go\ns = "x"\nFOR i = 1 TO 100\n  s = s & s\nNEXT\nTALK s\n',
+    "wide": 'TALK "Say go."\nHEAR go\nitems = [1]\nWHILE TRUE\n  items = items + items\nWEND\n',
+    "deep": 'TALK "Say go."\nHEAR go\nCALL dive(1)\nSUB dive(n)\n  CALL dive(n + 1)\nEND SUB\n',
+}
+
+
+def add_bot(target: Path, name: str, dialogs: dict[str, str], config: str = "") -> None:
+    package = target / f"{name}.gbai"
+    (package / f"{name}.gbot").mkdir(parents=True)
+    (package / f"{name}.gbot" / "config.csv").write_text(f"name,value\n{config}")
+    (package / f"{name}.gbdialog").mkdir()
+    for dialog, source in dialogs.items():
+        (package / f"{name}.gbdialog" / f"{dialog}.bas").write_text(source)
+
 
 @pytest.fixture
 def bots_dir(tmp_path: Path) -> Path:
     target = tmp_path / "bots"
     shutil.copytree(BOTS_SOURCE / "survey.gbai", target / "survey.gbai")
     shutil.copytree(BOTS_SOURCE / "echo.gbai", target / "echo.gbai")
-    loop = target / "loop.gbai"
-    (loop / "loop.gbot").mkdir(parents=True)
-    (loop / "loop.gbot" / "config.csv").write_text("name,value\ndescription,Runs away\n")
-    (loop / "loop.gbdialog").mkdir()
-    (loop / "loop.gbdialog" / "start.bas").write_text(
-        'TALK "Say go."\nHEAR go\ni = 0\nWHILE TRUE\n  i = i + 1\nWEND\n'
-    )
-    big = target / "big.gbai"
-    (big / "big.gbot").mkdir(parents=True)
-    (big / "big.gbot" / "config.csv").write_text("name,value\ndescription,Grows a string\n")
-    (big / "big.gbdialog").mkdir()
-    (big / "big.gbdialog" / "start.bas").write_text(
-        'TALK "Say go."\nHEAR go\ns = "x"\nFOR i = 1 TO 100\n  s = s & s\nNEXT\nTALK s\n'
+    for name, script in RUNAWAY_BOTS.items():
+        add_bot(target, name, {"start": script})
+    add_bot(
+        target,
+        "front-desk",
+        {
+            "start": 'TALK "This is start.bas."\n',
+            "welcome": 'TALK "Welcome! Your name?"\nHEAR name\nTALK "Thanks, " & name & "."\n',
+        },
+        config="start-dialog,welcome\n",
     )
     return target
 
@@ -144,10 +165,13 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
-    bots_dir: Path, live_server: LiveServer, client: httpx.AsyncClient, ann: Account
+    bots_dir: Path,
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    ann: Account,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loop_session, _ = await start(client, ann, "loop")
-    big_session, _ = await start(client, ann, "big")
+    sessions = {name: (await start(client, ann, name))[0] for name in RUNAWAY_BOTS}
     echo_session, _ = await start(client, ann, "echo")
 
     async def chat_meanwhile() -> list[str]:
@@ -159,18 +183,32 @@ async def test_a_runaway_script_ends_its_turn_without_harming_other_sessions(
                 replies.append(frames[-1]["content"])
             return replies
 
-    runaway, too_big, echoed = await asyncio.gather(
-        say(client, ann, loop_session, "go"), say(client, ann, big_session, "go"), chat_meanwhile()
-    )
+    runtime_log = "botserver.engine.runtime"
+    with caplog.at_level(logging.WARNING, logger=runtime_log):
+        *stopped, echoed = await asyncio.gather(
+            *(say(client, ann, session_id, "go") for session_id in sessions.values()),
+            chat_meanwhile(),
+        )
     assert echoed == [f"You said: n{n}" for n in range(5)]
-    for replies in (runaway, too_big):
+    for replies in stopped:
         assert [r["content"] for r in replies] == [
             "Sorry, something went wrong on my side and I had to stop. "
             "Send a message to start again."
         ]
-    # The stopped dialog starts over on the next message.
-    again = await say(client, ann, loop_session, "hello?")
-    assert [r["content"] for r in again] == ["Say go."]
+    # The operator learns which bot stopped and where.
+    assert sorted(r.getMessage() for r in caplog.records if r.name == runtime_log) == [
+        "Bot big stopped a dialog turn: start.bas:5: String longer than 65536 characters",
+        "Bot deep stopped a dialog turn: "
+        "start.bas:5: Maximum call depth of 64 exceeded (endless recursion?)",
+        "Bot loop stopped a dialog turn: "
+        "start.bas:4: Step budget of 10000 instructions exceeded (endless loop?)",
+        "Bot wide stopped a dialog turn: start.bas:5: List longer than 10000 items",
+    ]
+
+    # Each stopped dialog starts over on the next message.
+    for session_id in sessions.values():
+        again = await say(client, ann, session_id, "hello?")
+        assert [r["content"] for r in again] == ["Say go."]
 
 
 async def test_a_script_edited_while_a_dialog_waits_restarts_it_cleanly(
@@ -187,3 +225,15 @@ async def test_a_script_edited_while_a_dialog_waits_restarts_it_cleanly(
     replies = [r["content"] for r in await say(client, ann, session_id, "42")]
     assert replies == ["This conversation was updated, so we are starting over.", "Pick a colour."]
     assert [r["content"] for r in await say(client, ann, session_id, "blue")] == ["You like blue."]
+
+
+async def test_a_package_can_name_another_entry_dialog(
+    bots_dir: Path, client: httpx.AsyncClient, ann: Account
+) -> None:
+    session_id, greeting = await start(client, ann, "front-desk")
+    assert greeting == ["bot: Welcome! Your name?"]
+    assert [r["content"] for r in await say(client, ann, session_id, "Ann")] == ["Thanks, Ann."]
+
+    # The dialog has ended: the next message starts the entry dialog again, not start.bas.
+    again = await say(client, ann, session_id, "hello")
+    assert [r["content"] for r in again] == ["Welcome! Your name?"]

@@ -171,6 +171,14 @@ async def test_numbers_print_without_trailing_zero() -> None:
         ("x = RANDOM(5, 1)", "start.bas:1: RANDOM range is empty (5 to 1)"),
         ("x = [[1]]", "start.bas:1: A list cannot contain another list"),
         ("FOR i = 1 TO 3 STEP 0\nNEXT", "start.bas:1: FOR STEP cannot be 0"),
+        (
+            'x = 2\nIF x = 1 THEN\nTALK "a"\nELSEIF "a" * 2 THEN\nTALK "b"\nEND IF',
+            'start.bas:4: Expected a number but got "a"',
+        ),
+        (
+            'x = 2\nSELECT CASE x\nCASE 1\nTALK "a"\nCASE 1 / 0\nTALK "b"\nEND SELECT',
+            "start.bas:5: Division by zero",
+        ),
     ],
 )
 async def test_runtime_errors_carry_file_and_line(source: str, message: str) -> None:

@@ -131,10 +131,14 @@ def test_if_blocks_nest() -> None:
         "  IF d THEN TALK 4 ELSE TALK 5\nEND IF\n"
     )
     assert isinstance(stmt, A.If)
-    assert [cond for cond, _ in stmt.branches] == [A.Var("a"), A.Var("b"), A.Var("c")]
-    assert stmt.branches[1][1] == (A.Talk(4, A.Literal(2)),)
+    assert [(b.line, b.cond) for b in stmt.branches] == [
+        (1, A.Var("a")),
+        (3, A.Var("b")),
+        (5, A.Var("c")),
+    ]
+    assert stmt.branches[1].body == (A.Talk(4, A.Literal(2)),)
     assert stmt.else_body == (
-        A.If(8, ((A.Var("d"), (A.Talk(8, A.Literal(4)),)),), (A.Talk(8, A.Literal(5)),)),
+        A.If(8, (A.Branch(8, A.Var("d"), (A.Talk(8, A.Literal(4)),)),), (A.Talk(8, A.Literal(5)),)),
     )
 
 
@@ -151,9 +155,9 @@ def test_loops() -> None:
 def test_select_case() -> None:
     (stmt,) = body('SELECT CASE x\nCASE 1, 2\nTALK "a"\nCASE "b"\nCASE ELSE\nTALK "c"\nEND SELECT')
     assert isinstance(stmt, A.Select)
-    assert [values for values, _ in stmt.cases] == [
-        (A.Literal(1), A.Literal(2)),
-        (A.Literal("b"),),
+    assert [(case.line, case.values) for case in stmt.cases] == [
+        (2, (A.Literal(1), A.Literal(2))),
+        (4, (A.Literal("b"),)),
     ]
     assert stmt.else_body == (A.Talk(6, A.Literal("c")),)
 

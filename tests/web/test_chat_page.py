@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,47 @@ async def test_streaming_rate_limits_and_an_ended_session(
     )
     await expect(box).to_be_enabled()
     assert await page.evaluate("window.__botserver.session.id") != session_id
+
+
+async def test_the_typing_indicator_and_an_expired_session(
+    page: Page, context: BrowserContext, web_server: WebServer, make_account: MakeAccount
+) -> None:
+    account = await make_account("edsger")
+    await sign_in_with_cookies(context, web_server, account.user_id)
+    sockets: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        sockets.append(route)
+
+    await page.route_web_socket(re.compile(r"/ws$"), through)
+    await open_default_bot(page)
+    await synced(page)
+    session_id = await page.evaluate("window.__botserver.session.id")
+    typing = page.locator("#typing")
+    await expect(typing).to_be_hidden()
+
+    # The bot starts typing: the page says who; its message then takes the indicator's place.
+    sockets[-1].send(json.dumps({"type": "typing", "session_id": session_id, "sender": "bot"}))
+    await expect(typing).to_be_visible()
+    await expect(typing).to_have_text("default is typing…")
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("Edsger")
+    await box.press("Enter")
+    await expect(page.locator("#suggestions button")).to_have_count(4)
+    await expect(typing).to_be_hidden()
+
+    # The session's idle time runs out; the next message finds it expired.
+    async with web_server.services.db.unit() as uow:
+        session = await uow.conversations.lock_session(session_id)
+        assert session is not None
+        session.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    await box.fill("Tell me a joke")
+    await box.press("Enter")
+    notice = page.get_by_role("alert")
+    await expect(notice).to_contain_text("This conversation expired after a period of inactivity.")
+    await expect(page.get_by_role("button", name="Start a new conversation")).to_be_focused()
+    await expect(box).to_be_disabled()
 
 
 async def test_fits_a_phone_and_works_from_the_keyboard(

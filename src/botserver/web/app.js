@@ -454,7 +454,8 @@ function grow(frame) {
 function onError(error) {
   switch (error.code) {
     case "SESSION_ENDED":
-      endChat("ended");
+      // A session_ended frame may have come first and said why (expired); keep its word.
+      if (!state.ended) endChat("ended");
       break;
     case "NOT_FOUND":
       save(STORAGE.outbox, null);

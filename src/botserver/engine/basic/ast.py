@@ -113,8 +113,17 @@ class Assign(Stmt):
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One ``IF`` or ``ELSEIF`` condition with its body; ``line`` is the condition's."""
+
+    line: int
+    cond: Expr
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
 class If(Stmt):
-    branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]
+    branches: tuple[Branch, ...]
     else_body: tuple[Stmt, ...] = ()
 
 
@@ -141,9 +150,18 @@ class While(Stmt):
 
 
 @dataclass(frozen=True)
+class CaseBranch:
+    """One ``CASE`` with its values and body; ``line`` is the ``CASE`` line."""
+
+    line: int
+    values: tuple[Expr, ...]
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
 class Select(Stmt):
     subject: Expr
-    cases: tuple[tuple[tuple[Expr, ...], tuple[Stmt, ...]], ...]
+    cases: tuple[CaseBranch, ...]
     else_body: tuple[Stmt, ...] = ()
 
 

@@ -122,7 +122,7 @@ class _Block:
 
 @dataclass
 class _IfBlock(_Block):
-    branches: list[tuple[ast.Expr, list[ast.Stmt]]] = field(default_factory=list)
+    branches: list[tuple[int, ast.Expr, list[ast.Stmt]]] = field(default_factory=list)
     else_body: list[ast.Stmt] | None = None
     closer = "END IF"
     opener = "IF"
@@ -130,7 +130,7 @@ class _IfBlock(_Block):
     def current(self) -> list[ast.Stmt] | None:
         if self.else_body is not None:
             return self.else_body
-        return self.branches[-1][1]
+        return self.branches[-1][2]
 
 
 @dataclass
@@ -155,7 +155,7 @@ class _WhileBlock(_Block):
 @dataclass
 class _SelectBlock(_Block):
     subject: ast.Expr | None = None
-    cases: list[tuple[tuple[ast.Expr, ...], list[ast.Stmt]]] = field(default_factory=list)
+    cases: list[tuple[int, tuple[ast.Expr, ...], list[ast.Stmt]]] = field(default_factory=list)
     else_body: list[ast.Stmt] | None = None
     closer = "END SELECT"
     opener = "SELECT CASE"
@@ -164,7 +164,7 @@ class _SelectBlock(_Block):
         if self.else_body is not None:
             return self.else_body
         if self.cases:
-            return self.cases[-1][1]
+            return self.cases[-1][2]
         return None
 
 
@@ -252,7 +252,7 @@ class _Builder:
     def _if_start(self, m: IfStart) -> None:
         self._check_select_has_case(m.line)
         block = _IfBlock(m.line)
-        block.branches.append((m.cond, []))
+        block.branches.append((m.line, m.cond, []))
         self.stack.append(block)
 
     def _elseif(self, m: ElseIf) -> None:
@@ -260,7 +260,7 @@ class _Builder:
         assert isinstance(block, _IfBlock)
         if block.else_body is not None:
             raise self.error(m.line, "ELSEIF after ELSE")
-        block.branches.append((m.cond, []))
+        block.branches.append((m.line, m.cond, []))
 
     def _else(self, m: Else) -> None:
         block = self.expect(_IfBlock, m.line, "ELSE")
@@ -272,7 +272,7 @@ class _Builder:
     def _end_if(self, m: EndIf) -> None:
         block = self.expect(_IfBlock, m.line, "END IF")
         assert isinstance(block, _IfBlock)
-        branches = tuple((cond, tuple(body)) for cond, body in block.branches)
+        branches = tuple(ast.Branch(line, cond, tuple(body)) for line, cond, body in block.branches)
         self.close(ast.If(block.line, branches, tuple(block.else_body or ())))
 
     # --- FOR / FOR EACH
@@ -315,7 +315,7 @@ class _Builder:
         assert isinstance(block, _SelectBlock)
         if block.else_body is not None:
             raise self.error(m.line, "CASE after CASE ELSE")
-        block.cases.append((m.values, []))
+        block.cases.append((m.line, m.values, []))
 
     def _case_else(self, m: CaseElse) -> None:
         block = self.expect(_SelectBlock, m.line, "CASE ELSE")
@@ -327,7 +327,9 @@ class _Builder:
     def _end_select(self, m: EndSelect) -> None:
         block = self.expect(_SelectBlock, m.line, "END SELECT")
         assert isinstance(block, _SelectBlock) and block.subject is not None
-        cases = tuple((values, tuple(body)) for values, body in block.cases)
+        cases = tuple(
+            ast.CaseBranch(line, values, tuple(body)) for line, values, body in block.cases
+        )
         stmt = ast.Select(block.line, block.subject, cases, tuple(block.else_body or ()))
         self.close(stmt)
 

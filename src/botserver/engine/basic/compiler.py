@@ -139,10 +139,10 @@ class _Compiler:
 
     def if_(self, stmt: ast.If, ctx: _Context) -> None:
         to_end: list[int] = []
-        for cond, body in stmt.branches:
-            test = self.emit(p.JumpIfFalseI(stmt.line, cond, -1))
-            self.block(body, ctx)
-            to_end.append(self.emit(p.JumpI(stmt.line, -1)))
+        for branch in stmt.branches:
+            test = self.emit(p.JumpIfFalseI(branch.line, branch.cond, -1))
+            self.block(branch.body, ctx)
+            to_end.append(self.emit(p.JumpI(branch.line, -1)))
             self.patch(test, target=self.here())
         self.block(stmt.else_body, ctx)
         for jump in to_end:
@@ -177,11 +177,11 @@ class _Compiler:
         temp = f"#select{self.select_counter}"  # cannot clash with script names
         self.emit(p.AssignI(stmt.line, temp, stmt.subject))
         to_end: list[int] = []
-        for values, body in stmt.cases:
-            match = ast.CaseMatch(ast.Var(temp), values)
-            test = self.emit(p.JumpIfFalseI(stmt.line, match, -1))
-            self.block(body, ctx)
-            to_end.append(self.emit(p.JumpI(stmt.line, -1)))
+        for case in stmt.cases:
+            match = ast.CaseMatch(ast.Var(temp), case.values)
+            test = self.emit(p.JumpIfFalseI(case.line, match, -1))
+            self.block(case.body, ctx)
+            to_end.append(self.emit(p.JumpI(case.line, -1)))
             self.patch(test, target=self.here())
         self.block(stmt.else_body, ctx)
         for jump in to_end:

@@ -189,7 +189,7 @@ class _ToAst(Transformer_NonRecursive):
     @v_args(meta=True)
     def if_line(self, meta: Any, children: list[Any]) -> blocks.Item:
         cond, then, *otherwise = children
-        return ast.If(meta.line, ((cond, (then,)),), tuple(otherwise))
+        return ast.If(meta.line, (ast.Branch(meta.line, cond, (then,)),), tuple(otherwise))
 
     @v_args(meta=True)
     def elseif(self, meta: Any, children: list[Any]) -> blocks.Item:
