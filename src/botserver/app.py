@@ -16,7 +16,11 @@ from botserver.config import Settings
 from botserver.cors import EnvelopeCORSMiddleware
 from botserver.errors import ApiError, handle_api_error, install_error_handlers
 from botserver.metrics_middleware import MetricsMiddleware
-from botserver.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from botserver.middleware import (
+    BodySizeLimitMiddleware,
+    NulRefusalMiddleware,
+    RequestContextMiddleware,
+)
 from botserver.openapi import install_openapi
 from botserver.ratelimit_middleware import RateLimitMiddleware
 from botserver.services.container import Services
@@ -65,7 +69,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_openapi(app, counted=lambda path: not services.rate_limiter.is_exempt(path))
 
     # Added innermost first: metrics wrap everything, then the request id, CORS, rate
-    # limits and size.
+    # limits, size and the URL's characters.
+    app.add_middleware(NulRefusalMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, services=services)
     if settings.cors_wildcard:

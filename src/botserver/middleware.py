@@ -6,10 +6,13 @@ import json
 import logging
 import re
 import secrets
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from botserver.api.fields import NUL, nul_field
 from botserver.errors import ErrorCode, envelope
 from botserver.logs import client_address_var, request_id_var
 from botserver.proxies import Network, client_address
@@ -20,9 +23,14 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 async def _send_envelope(
-    send: Send, status: int, code: ErrorCode, message: str, headers: list[tuple[bytes, bytes]]
+    send: Send,
+    status: int,
+    code: ErrorCode,
+    message: str,
+    headers: list[tuple[bytes, bytes]],
+    details: dict[str, Any] | None = None,
 ) -> None:
-    body = json.dumps(envelope(code, message)).encode()
+    body = json.dumps(envelope(code, message, details)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -159,3 +167,43 @@ class BodySizeLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class NulRefusalMiddleware:
+    """Refuses a NUL character in the path or the query string with 422, for every route.
+
+    Path and query values reach database lookups (ids, sign-in state, the
+    embedded directory's parameters), and PostgreSQL refuses NUL in text.
+    Request bodies are checked by their models (see `botserver.api.fields`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fields = _nul_fields_in_url(scope)
+        if not fields:
+            await self.app(scope, receive, send)
+            return
+        await _send_envelope(
+            send,
+            422,
+            ErrorCode.VALIDATION_ERROR,
+            "The request is not valid.",
+            _state_headers(scope),
+            {"fields": [nul_field(field) for field in fields]},
+        )
+
+
+def _nul_fields_in_url(scope: Scope) -> list[str]:
+    fields = ["path"] if NUL in scope["path"] else []
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" in query or NUL in query:
+        for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8"):
+            if NUL in name or NUL in value:
+                # The name itself may hold the NUL; show it without.
+                fields.append(f"query.{name.replace(NUL, '')}")
+    return fields

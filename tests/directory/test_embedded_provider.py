@@ -270,3 +270,20 @@ async def test_unknown_usernames_answer_like_real_accounts(
     guesses = [event for event in events if (event.details or {}).get("username") == "mallory"]
     assert len(guesses) == len(unknown) + 1  # every attempt, and the lock
     assert all(event.user_id is None for event in guesses)
+
+
+async def test_a_username_with_nul_is_refused_without_counting_anything(
+    client: httpx.AsyncClient, services: Services, make_account: MakeAccount
+) -> None:
+    await make_account("alice", password=PASSWORD)
+    _, challenge = pkce()
+    answer = await submit_login(client, authorize_url(challenge), "alice\x00", PASSWORD)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert [field["field"] for field in error["details"]["fields"]] == ["username"]
+    assert "login_failed" not in await audit_kinds(services)
+    # The query of the authorize request is checked the same way.
+    page = await client.get(authorize_url(challenge, state="s\x00"))
+    assert page.status_code == 422
+    assert page.json()["error"]["details"]["fields"][0]["field"] == "query.state"

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from botserver.api.deps import AdminUser, Offset, ServicesDep
+from botserver.api.fields import RequestModel
 from botserver.clock import isoformat, utc
 from botserver.errors import error_responses
 from botserver.services import admin as admin_actions
@@ -37,7 +38,7 @@ class UserList(BaseModel):
     total: int
 
 
-class RoleChange(BaseModel):
+class RoleChange(RequestModel):
     role: Literal["user", "admin"]
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 
 from botserver.api.deps import CurrentUser, Offset, ServicesDep
+from botserver.api.fields import RequestModel
 from botserver.clock import isoformat
 from botserver.errors import error_responses
 from botserver.services.groups import GroupSummary, Member
@@ -21,22 +22,22 @@ GroupRole = Literal["owner", "admin", "member"]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-class CreateGroup(BaseModel):
+class CreateGroup(RequestModel):
     name: GroupName
     description: Description | None = None
 
 
-class UpdateGroup(BaseModel):
+class UpdateGroup(RequestModel):
     name: GroupName | None = None
     description: Description | None = None
 
 
-class AddMember(BaseModel):
+class AddMember(RequestModel):
     user_id: str = Field(min_length=1, max_length=48)
     role: GroupRole = "member"
 
 
-class RemoveMember(BaseModel):
+class RemoveMember(RequestModel):
     user_id: str = Field(min_length=1, max_length=48)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from botserver.api.deps import CurrentUser, Offset, ServicesDep
+from botserver.api.fields import RequestModel
 from botserver.clock import isoformat
 from botserver.errors import error_responses
 from botserver.services.conversations import MAX_SEQ
@@ -16,7 +17,7 @@ from botserver.storage.models import BotSession
 router = APIRouter(prefix="/api", tags=["sessions"])
 
 
-class CreateSession(BaseModel):
+class CreateSession(RequestModel):
     bot_id: str = Field(min_length=1, max_length=64)
 
 
@@ -61,7 +62,7 @@ class MessageView(BaseModel):
     created_at: str
 
 
-class PostMessage(BaseModel):
+class PostMessage(RequestModel):
     content: str = Field(min_length=1, max_length=16 * 1024)
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
 

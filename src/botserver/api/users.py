@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from botserver.api.deps import CurrentUser, ServicesDep
+from botserver.api.fields import RequestModel
 from botserver.clock import isoformat
 from botserver.errors import error_responses
 from botserver.storage.models import User
@@ -39,7 +40,7 @@ class UserOut(BaseModel):
         )
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(RequestModel):
     """Fields to change; omit a field to keep it, send null to clear it."""
 
     model_config = ConfigDict(extra="forbid")

@@ -40,6 +40,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from botserver.api.deps import SESSION_COOKIE, allowed_origins
+from botserver.api.fields import fields_with_nul, nul_field
 from botserver.bus import Event, Subscription, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
 from botserver.logs import request_id_var
@@ -254,6 +255,16 @@ class Connection:
 
         kind = frame.get("type")
         session_id = frame.get("session_id")
+        refused = fields_with_nul(frame)
+        if refused:
+            self.strike()
+            self.error(
+                ErrorCode.VALIDATION_ERROR,
+                "The frame is not valid.",
+                None if "session_id" in refused else _str(session_id),
+                {"fields": [nul_field(field) for field in refused]},
+            )
+            return
         if kind == "ping":
             await self.send({"type": "pong", "session_id": session_id})
             return

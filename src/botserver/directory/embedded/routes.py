@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from botserver.api.deps import ServicesDep
+from botserver.api.fields import Text
 from botserver.directory.embedded.provider import LoginRefused, TokenError
 from botserver.errors import ApiError
 from botserver.logs import client_address_var
@@ -82,7 +83,7 @@ async def login(
     request: Request,
     services: ServicesDep,
     sealed: Annotated[str, Form(alias="request")],
-    username: Annotated[str, Form(max_length=150)] = "",
+    username: Annotated[Text, Form(max_length=150)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     provider = services.directory
