@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from botserver.clock import FrozenClock
+from botserver.services.login_sessions import hash_token
 from tests.api.wsclient import Socket
 from tests.conftest import Account, LiveServer, MakeAccount
 
@@ -452,17 +453,72 @@ async def test_an_auth_frame_authenticates(
         assert (await ws.recv())["content"] == "Hello! Say something."
 
 
-async def test_a_revoked_login_session_stops_working_on_an_open_socket(
-    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+async def closed_code(ws: Socket, timeout: float = 5.0) -> int | None:
+    """Wait, sending nothing, until the server closes the socket; its close code."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv(timeout=timeout, skip=("typing", "message"))
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+async def test_a_logout_closes_the_open_sockets_of_that_login_at_once(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account, make_account: MakeAccount
 ) -> None:
     session_id = await open_session(client, alice)
+    bob = await make_account("bob")
+    async with (
+        await Socket.open(live_server.ws_url, alice.token) as first,
+        await Socket.open(live_server.ws_url, alice.token) as second,
+        await Socket.open(live_server.ws_url, bob.token) as other,
+    ):
+        await first.send({"type": "resume", "session_id": session_id, "after_seq": 1})
+        for ws in (first, second, other):
+            await ws.send({"type": "ping"})
+            assert (await ws.recv())["type"] == "pong"
+
+        logged_out = await client.post("/auth/logout", headers=alice.headers)
+        assert logged_out.status_code == 200, logged_out.text
+
+        assert await closed_code(first) == 4401
+        assert await closed_code(second) == 4401
+        # Another login's socket is not touched.
+        await other.send({"type": "ping"})
+        assert (await other.recv())["type"] == "pong"
+
+
+async def test_a_revocation_the_bus_never_carried_closes_the_socket_at_its_next_frame(
+    live_server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    # As when Redis was down: the database says revoked, no event arrived.
+    session_id = await open_session(client, alice)
+    services = live_server.app.state.services
     async with await Socket.open(live_server.ws_url, alice.token) as ws:
         await ws.send({"type": "resume", "session_id": session_id, "after_seq": 1})
-        await live_server.app.state.services.login_sessions.revoke(alice.token)
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        async with services.db.unit() as uow:
+            await uow.login_sessions.revoke(hash_token(alice.token), services.clock.now())
+        await ws.expect_silence()
         await ws.send({"type": "message", "session_id": session_id, "content": "hi"})
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    history = await services.conversations.messages_after(session_id, 0, 100)
+    assert "hi" not in [m["content"] for m in history]
+
+
+@pytest.fixture
+def short_logins(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["login_session_hours"] = 1.5 / 3600  # 1.5 seconds
+
+
+async def test_a_socket_closes_when_its_login_session_expires_while_idle(
+    short_logins: None, live_server: LiveServer, make_account: MakeAccount
+) -> None:
+    carol = await make_account("carol")
+    async with await Socket.open(live_server.ws_url, carol.token) as ws:
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        assert await closed_code(ws) == 4401
 
 
 async def test_typing_reaches_the_other_sockets_only(

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from botserver.app import create_app
 from botserver.config import Settings
 from tests.api.wsclient import Socket
-from tests.scale.cluster import Instance, start_instances
+from tests.scale.cluster import Instance, run_cli, start_instances
 from tests.scale.conftest import Deployment, history, new_account, open_session
 from tests.support.signin import start_sign_in, submit_login
 
@@ -232,11 +232,32 @@ async def test_a_logout_through_b_ends_the_login_on_a_at_once(deployment: Deploy
                 assert refused.status_code == 401, refused.text
                 assert refused.json()["error"]["code"] == "UNAUTHORIZED"
 
-        # The socket checks the login session on each frame: the next one closes it.
-        await on_a.send({"type": "message", "session_id": session_id, "content": "still here?"})
+        # The revocation reaches the socket on A over Redis: it closes without a frame sent.
         with pytest.raises(ConnectionClosed) as closed:
-            await on_a.recv_until(is_reply("You said: still here?"))
+            await on_a.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_tokens_revoke_closes_the_logins_sockets_on_every_instance(
+    deployment: Deployment,
+) -> None:
+    a, b = deployment.a, deployment.b
+    token = await new_account(deployment.env)
+    async with (
+        await Socket.open(a.ws_url, token) as on_a,
+        await Socket.open(b.ws_url, token) as on_b,
+    ):
+        for ws in (on_a, on_b):
+            await ws.send({"type": "ping"})
+            assert (await ws.recv())["type"] == "pong"
+
+        said = await asyncio.to_thread(run_cli, deployment.env, "tokens", "revoke", token)
+        assert said.strip() == "Token revoked."
+
+        for ws in (on_a, on_b):
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 async def test_a_csrf_token_from_a_is_accepted_by_b_and_a_forged_one_is_not(

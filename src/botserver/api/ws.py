@@ -10,6 +10,12 @@ Close codes:
     1013  try again later: the database did not answer while signing in
     1009  a frame far over the size limit (closed by the protocol layer)
 
+Login sessions: a socket closes with 4401 as soon as the login session that
+signed it in is revoked (a `login_revoked` event on the bus, from any
+instance) or its `expires_at` passes (a timer), even while the client sends
+nothing. Each frame still checks the login session in the database, which
+covers a revocation event lost while Redis was down.
+
 Delivery design: every socket has one outbox drained by one writer task, so
 frames leave in the order they were queued. For each session the socket
 remembers the highest `seq` it has delivered and drops anything not newer,
@@ -41,7 +47,7 @@ from starlette.websockets import WebSocketState
 
 from botserver.api.deps import SESSION_COOKIE, allowed_origins
 from botserver.api.fields import fields_with_nul, nul_field
-from botserver.bus import Event, Subscription, session_channel
+from botserver.bus import Event, Subscription, login_channel, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
 from botserver.logs import request_id_var
 from botserver.services.container import Services
@@ -83,6 +89,8 @@ class Connection:
         self.strikes: deque[float] = deque()
         self.recent_frames: deque[float] = deque()
         self.claimed = False
+        self.login_revoked = asyncio.Event()
+        self.login_subscription: Subscription | None = None
         self.address = websocket.client.host if websocket.client else None
 
     # -- authentication -----------------------------------------------------
@@ -134,6 +142,33 @@ class Connection:
             raise _Closed(CLOSE_UNAUTHENTICATED, "The login session has ended.")
         self.principal = principal
         return principal
+
+    async def follow_login(self) -> None:
+        """Listen for the revocation of this socket's login session, on any instance."""
+        channel = login_channel(self.principal_or_fail().login_session_id)
+        subscription = self.services.bus.subscribe(channel, self.on_login_event)
+        self.login_subscription = subscription
+        ready = getattr(subscription, "ready", None)
+        if ready is not None:
+            await ready()
+
+    def on_login_event(self, event: Event) -> None:
+        if event.get("type") == "login_revoked":
+            self.login_revoked.set()
+
+    async def close_when_login_ends(self, writer: asyncio.Task[None]) -> None:
+        """Close with 4401 when the login session is revoked or reaches `expires_at`."""
+        expires_at = self.principal_or_fail().expires_at
+        remaining = (expires_at - self.services.clock.now()).total_seconds()
+        try:
+            await asyncio.wait_for(self.login_revoked.wait(), max(remaining, 0.0))
+            reason = "The login session was revoked."
+        except TimeoutError:
+            reason = "The login session expired."
+        logger.info("Closed socket %s: %s", self.id, reason)
+        await _drain(self, writer)
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=CLOSE_UNAUTHENTICATED, reason=reason)
 
     def principal_or_fail(self) -> Principal:
         if self.principal is None:  # pragma: no cover - guarded by the flow
@@ -226,6 +261,9 @@ class Connection:
         for subscription in self.subscriptions.values():
             subscription.close()
         self.subscriptions.clear()
+        if self.login_subscription is not None:
+            self.login_subscription.close()
+            self.login_subscription = None
 
     # -- incoming -----------------------------------------------------------
 
@@ -398,11 +436,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     services.metrics.open_sockets.inc()
     writer = asyncio.create_task(connection.writer())
+    login_watch: asyncio.Task[None] | None = None
     try:
         await connection.authenticate_from_headers()
         if connection.principal is None:
             await connection.authenticate_from_frame()
         claim_socket(services, connection)
+        # Before any frame after sign-in is read: once a client sees a pong, it is watched.
+        await connection.follow_login()
+        login_watch = asyncio.create_task(connection.close_when_login_ends(writer))
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -426,6 +468,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if login_watch is not None:
+            login_watch.cancel()
+            await asyncio.wait([login_watch], timeout=1)
         release_socket(services, connection)
         connection.close_subscriptions()
         services.metrics.open_sockets.dec()

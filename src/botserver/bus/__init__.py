@@ -2,7 +2,8 @@
 
 The pipeline publishes every stored message (and typing, session-ended
 events) on the channel of its session; each socket subscribes to the
-channels of the sessions it shows. The in-process bus serves one instance;
+channels of the sessions it shows, and to the channel of the login session
+that signed it in, which hears when that login is revoked. The in-process bus serves one instance;
 a Redis bus carries the same events between instances, so the pipeline
 never knows which instance holds a user's socket.
 """
@@ -18,6 +19,10 @@ Handler = Callable[[Event], None]
 
 def session_channel(session_id: str) -> str:
     return f"session:{session_id}"
+
+
+def login_channel(login_session_id: str) -> str:
+    return f"login:{login_session_id}"
 
 
 class Subscription(Protocol):

@@ -76,7 +76,7 @@ class Services:
             idle_minutes=settings.session_idle_minutes,
             group_names=groups.group_names_for,
         )
-        login_sessions = LoginSessionService(db, clock, settings)
+        login_sessions = LoginSessionService(db, clock, settings, bus)
         oidc = OidcClient(ClientConfig.from_settings(settings), clock)
         scim = ScimDirectory(settings.scim_url, settings.scim_token) if settings.scim_url else None
         return cls(

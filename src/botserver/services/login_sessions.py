@@ -3,7 +3,9 @@
 A token is 256 random bits. The database never sees it, only its hash, so a
 leaked table cannot be replayed. Validation reads the database every time,
 which makes expiry and revocation take effect everywhere at once, on every
-instance.
+instance. A revocation is also published on the bus (`login_channel`), so
+open sockets signed in by that login close at once instead of at their
+next frame.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from botserver.bus import Bus, login_channel
 from botserver.clock import Clock, utc
 from botserver.config import Settings
 from botserver.services.principal import Principal
@@ -34,10 +37,11 @@ class IssuedLogin:
 
 
 class LoginSessionService:
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+    def __init__(self, db: Database, clock: Clock, settings: Settings, bus: Bus) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
+        self.bus = bus
 
     async def issue(self, user_id: str, *, id_token: str | None = None) -> IssuedLogin:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -75,8 +79,14 @@ class LoginSessionService:
         )
 
     async def revoke(self, token: str) -> bool:
+        """End a login session; false when the token names no live one."""
         async with self.db.unit() as uow:
-            return await uow.login_sessions.revoke(hash_token(token), self.clock.now())
+            login_id = await uow.login_sessions.revoke(hash_token(token), self.clock.now())
+        if login_id is None:
+            return False
+        # After the commit, so a socket that hears it and checks again sees it revoked.
+        await self.bus.publish(login_channel(login_id), {"type": "login_revoked"})
+        return True
 
     async def id_token_for(self, token: str) -> str | None:
         async with self.db.unit() as uow:

@@ -26,13 +26,15 @@ class LoginSessionRepo:
         row = result.first()
         return (row[0], row[1]) if row else None
 
-    async def revoke(self, token_hash: str, when: datetime) -> bool:
+    async def revoke(self, token_hash: str, when: datetime) -> str | None:
+        """Revoke a live login session; answers its id, or None when none was live."""
         result = await self.session.execute(
             update(LoginSession)
             .where(LoginSession.token_hash == token_hash, LoginSession.revoked_at.is_(None))
             .values(revoked_at=when)
+            .returning(LoginSession.id)
         )
-        return bool(getattr(result, "rowcount", 0))
+        return result.scalar_one_or_none()
 
     async def revoke_all_for_user(self, user_id: str, when: datetime) -> None:
         await self.session.execute(
