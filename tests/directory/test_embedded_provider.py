@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -287,3 +288,24 @@ async def test_a_username_with_nul_is_refused_without_counting_anything(
     page = await client.get(authorize_url(challenge, state="s\x00"))
     assert page.status_code == 422
     assert page.json()["error"]["details"]["fields"][0]["field"] == "query.state"
+
+
+async def test_concurrent_first_failures_for_an_unknown_username_both_count(
+    client: httpx.AsyncClient,
+) -> None:
+    names = [f"ghost{n}" for n in range(5)]
+
+    async def guess(username: str) -> httpx.Response:
+        _, challenge = pkce()
+        return await submit_login(client, authorize_url(challenge), username, "wrong")
+
+    # Two attempts at once for each name: both used to try to create its counter.
+    answers = await asyncio.gather(*(guess(name) for name in names for _ in range(2)))
+    assert [answer.status_code for answer in answers] == [401] * len(answers)
+    for answer in answers:
+        alert = _ALERT.search(answer.text)
+        assert alert and alert.group(1) == "Wrong username or password."
+    # Both counted: the third failure starts the pause that refuses the fourth.
+    for name in names:
+        assert (await guess(name)).status_code == 401
+        assert (await guess(name)).status_code == 429

@@ -260,13 +260,7 @@ class EmbeddedProvider:
         # Counters idle for a day are forgotten, so the table cannot grow without end.
         idle = timedelta(days=1, minutes=self.settings.login_lockout_minutes)
         await uow.directory.purge_throttles(now - idle)
-        key = _hash(username)
-        found = await uow.directory.throttle(key)
-        if found is not None:
-            return found
-        return await uow.directory.add_throttle(
-            LoginThrottle(username_hash=key, failed_logins=0, locked_until=None, updated_at=now)
-        )
+        return await uow.directory.throttle(_hash(username), now)
 
     async def _waiting(self, audit: _Audit) -> LoginRefused | None:
         """The refusal while a pause or a lock runs; None when a password may be tried."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.models import (
@@ -41,13 +42,24 @@ class DirectoryRepo:
 
     # Failed logins for usernames without an account (the embedded provider).
 
-    async def throttle(self, username_hash: str) -> LoginThrottle | None:
-        return await self.session.get(LoginThrottle, username_hash)
+    async def throttle(self, username_hash: str, now: datetime) -> LoginThrottle:
+        """The counter for a username, created at zero on first use.
 
-    async def add_throttle(self, throttle: LoginThrottle) -> LoginThrottle:
-        self.session.add(throttle)
-        await self.session.flush()
-        return throttle
+        Two first attempts for the same username may race: the insert leaves an
+        existing row alone (on PostgreSQL it waits for the other transaction's
+        row and then does nothing), so both read one counter instead of one of
+        them failing on the primary key.
+        """
+        bind = self.session.get_bind()
+        insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+        await self.session.execute(
+            insert(LoginThrottle)
+            .values(username_hash=username_hash, failed_logins=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[LoginThrottle.username_hash])
+        )
+        found = await self.session.get(LoginThrottle, username_hash, populate_existing=True)
+        assert found is not None  # inserted or left in place just above
+        return found
 
     async def purge_throttles(self, before: datetime) -> None:
         await self.session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at < before))
