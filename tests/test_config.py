@@ -94,3 +94,30 @@ def test_serve_names_a_malformed_limit_or_proxy_in_one_line(
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
         f"botserver: {message}"
     ]
+
+
+def test_serve_names_each_unparsable_setting_in_one_line(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "botserver", "serve"],
+        env={
+            "BOTSERVER_PORT": "abc",
+            "BOTSERVER_WS_MAX_FRAMES_PER_SECOND": "0",
+            "BOTSERVER_DATABASE_URL": "postgresql://u:hunter2@db/x",
+            "BOTSERVER_LOGIN_SESSION_HOURS": "hunter2",
+            "PATH": "/usr/bin:/bin",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "botserver: BOTSERVER_PORT is not valid: input should be a valid integer, "
+        "unable to parse string as an integer.",
+        "botserver: BOTSERVER_WS_MAX_FRAMES_PER_SECOND is not valid: "
+        "input should be greater than or equal to 1.",
+        "botserver: BOTSERVER_LOGIN_SESSION_HOURS is not valid: input should be a valid number, "
+        "unable to parse string as a number.",
+    ]
+    assert "hunter2" not in result.stderr + result.stdout

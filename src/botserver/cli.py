@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 
-from botserver.config import ConfigError, Settings
+from botserver.config import ConfigError, Settings, invalid_settings
 from botserver.errors import ApiError
 from botserver.logs import configure_logging
 from botserver.services.container import Services
@@ -31,6 +32,10 @@ def _settings() -> Settings:
     try:
         settings = Settings()
         settings.check()
+    except ValidationError as exc:
+        for line in invalid_settings(exc):
+            typer.echo(f"botserver: {line}", err=True)
+        raise typer.Exit(2) from exc
     except ConfigError as exc:
         typer.echo(f"botserver: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from limits import RateLimitItem, parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET = "insecure-development-secret"  # noqa: S105 - refused in production
@@ -27,6 +27,19 @@ class ConfigError(Exception):
 CommaList = Annotated[list[str], NoDecode]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 RATE_LIMITS = ("rate_limit_public", "rate_limit_authenticated", "rate_limit_admin")
+
+
+def invalid_settings(error: ValidationError) -> list[str]:
+    """One line per setting that failed to parse, named as its environment variable.
+
+    The values are left out: some settings hold passwords or carry them in a URL.
+    """
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "settings"
+        message = problem["msg"]
+        lines.append(f"BOTSERVER_{field.upper()} is not valid: {message[:1].lower()}{message[1:]}.")
+    return lines
 
 
 def parse_limit(setting: str, value: str) -> RateLimitItem:
