@@ -309,3 +309,64 @@ async def test_concurrent_first_failures_for_an_unknown_username_both_count(
     for name in names:
         assert (await guess(name)).status_code == 401
         assert (await guess(name)).status_code == 429
+
+
+async def guess_at_once(
+    client: httpx.AsyncClient, username: str, count: int
+) -> list[tuple[int, str]]:
+    """Post `count` wrong passwords together; status and message of each answer, sorted."""
+    forms = []
+    for _ in range(count):
+        _, challenge = pkce()
+        page = await client.get(authorize_url(challenge))
+        forms.append(login_form(page))
+    answers = await asyncio.gather(
+        *(
+            client.post(action, data={"request": sealed, "username": username, "password": "x"})
+            for action, sealed in forms
+        )
+    )
+    found = []
+    for answer in answers:
+        alert = _ALERT.search(answer.text)
+        assert alert, answer.text
+        found.append((answer.status_code, alert.group(1)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"login_slowdown_after": 10, "login_lockout_after": 5}]
+)
+@pytest.mark.parametrize("username", ["alice", "mallory"])
+async def test_parallel_wrong_passwords_lock_after_the_allowed_number(
+    client: httpx.AsyncClient,
+    services: Services,
+    make_account: MakeAccount,
+    settings_overrides: dict[str, Any],
+    username: str,
+) -> None:
+    await make_account("alice", password=PASSWORD)
+
+    answers = await guess_at_once(client, username, 8)
+
+    # Four ordinary refusals, the fifth locks, the rest find the lock.
+    assert [status for status, _ in answers] == [401] * 4 + [403] * 4
+    assert all("This account is locked" in message for _, message in answers[4:])
+    _, challenge = pkce()
+    after = await submit_login(client, authorize_url(challenge), username, PASSWORD)
+    assert after.status_code == 403 and "This account is locked" in after.text
+    kinds = await audit_kinds(services)
+    assert kinds.count("login_failed") == 9  # every attempt, refused or not
+    assert kinds.count("account_locked") == 1
+
+
+@pytest.mark.parametrize("username", ["alice", "mallory"])
+async def test_parallel_wrong_passwords_meet_the_pause(
+    client: httpx.AsyncClient, make_account: MakeAccount, username: str
+) -> None:
+    await make_account("alice", password=PASSWORD)
+
+    answers = await guess_at_once(client, username, 8)
+
+    # The third failure starts a pause; guesses sent alongside it wait like later ones.
+    assert [status for status, _ in answers] == [401] * 3 + [429] * 5

@@ -228,11 +228,16 @@ class EmbeddedProvider:
         A username without an account (or without a password) counts, slows down
         and locks in `login_throttles` exactly as an account does, so the form's
         answers never tell which usernames exist. Every attempt is audited.
+
+        The counter's row stays locked from the read to the commit, so parallel
+        attempts at one username take turns: each sees the failures and the
+        pause or lock the previous one wrote, and no more passwords are tried
+        than a sequence of attempts would get.
         """
         now = self.clock.now()
         refused: LoginRefused | None = None
         async with self.db.unit() as uow:
-            user = await uow.users.by_username(username)
+            user = await uow.users.by_username(username, for_update=True)
             counter: User | LoginThrottle
             if user is not None and user.password_hash:
                 counter = user

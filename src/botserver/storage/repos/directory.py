@@ -43,12 +43,14 @@ class DirectoryRepo:
     # Failed logins for usernames without an account (the embedded provider).
 
     async def throttle(self, username_hash: str, now: datetime) -> LoginThrottle:
-        """The counter for a username, created at zero on first use.
+        """The counter for a username, created at zero on first use, held until commit.
 
         Two first attempts for the same username may race: the insert leaves an
         existing row alone (on PostgreSQL it waits for the other transaction's
         row and then does nothing), so both read one counter instead of one of
-        them failing on the primary key.
+        them failing on the primary key. The row is then read `FOR UPDATE`, so
+        parallel attempts take turns instead of each counting from the same
+        value; SQLite has no row locks and relies on `Database`'s single writer.
         """
         bind = self.session.get_bind()
         insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
@@ -57,7 +59,9 @@ class DirectoryRepo:
             .values(username_hash=username_hash, failed_logins=0, updated_at=now)
             .on_conflict_do_nothing(index_elements=[LoginThrottle.username_hash])
         )
-        found = await self.session.get(LoginThrottle, username_hash, populate_existing=True)
+        found = await self.session.get(
+            LoginThrottle, username_hash, populate_existing=True, with_for_update=True
+        )
         assert found is not None  # inserted or left in place just above
         return found
 

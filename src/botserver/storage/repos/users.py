@@ -13,8 +13,12 @@ class UserRepo:
     async def get(self, user_id: str) -> User | None:
         return await self.session.get(User, user_id)
 
-    async def by_username(self, username: str) -> User | None:
-        result = await self.session.execute(select(User).where(User.username == username))
+    async def by_username(self, username: str, *, for_update: bool = False) -> User | None:
+        """The account; `for_update` holds its row until the transaction ends (PostgreSQL)."""
+        query = select(User).where(User.username == username)
+        if for_update:
+            query = query.with_for_update()
+        result = await self.session.execute(query)
         return result.scalar_one_or_none()
 
     async def by_subject(self, issuer: str, subject: str) -> User | None:
