@@ -11,6 +11,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from botserver.api import ws as ws_module
 from botserver.clock import FrozenClock
 from botserver.services.login_sessions import hash_token
 from tests.api.wsclient import Socket
@@ -655,3 +656,22 @@ async def test_anonymous_handshakes_spend_the_address_budget(
     with pytest.raises(InvalidStatus) as refused:
         await Socket.open(live_server.ws_url)
     assert refused.value.response.status_code == 429
+
+
+async def test_a_revocation_before_the_socket_listens_closes_it_at_once(
+    live_server: LiveServer, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logins = live_server.app.state.services.login_sessions
+    use_token = ws_module.Connection._use_token
+
+    async def revoked_right_after_sign_in(
+        connection: ws_module.Connection, token: str, *, via: str
+    ) -> None:
+        await use_token(connection, token, via=via)
+        # The logout lands before the socket subscribes: its event reaches no one.
+        assert await logins.revoke(token)
+
+    monkeypatch.setattr(ws_module.Connection, "_use_token", revoked_right_after_sign_in)
+    ws = await Socket.open(live_server.ws_url, alice.token)
+    # Closed without waiting for a frame from the client.
+    assert await closed_code(ws) == 4401

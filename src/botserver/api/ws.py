@@ -13,8 +13,9 @@ Close codes:
 Login sessions: a socket closes with 4401 as soon as the login session that
 signed it in is revoked (a `login_revoked` event on the bus, from any
 instance) or its `expires_at` passes (a timer), even while the client sends
-nothing. Each frame still checks the login session in the database, which
-covers a revocation event lost while Redis was down.
+nothing. The socket checks the login session in the database once more right
+after subscribing, for a revocation published before it listened, and again
+at each frame, which covers a revocation event lost while Redis was down.
 
 Delivery design: every socket has one outbox drained by one writer task, so
 frames leave in the order they were queued. For each session the socket
@@ -151,6 +152,8 @@ class Connection:
         ready = getattr(subscription, "ready", None)
         if ready is not None:
             await ready()
+        # A revocation published between sign-in and the subscription reached no one.
+        await self.reauthenticate()
 
     def on_login_event(self, event: Event) -> None:
         if event.get("type") == "login_revoked":
