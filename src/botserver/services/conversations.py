@@ -357,12 +357,11 @@ class _TurnOutbox:
             stored: list[Message] = []
             if pending:
                 first = await uow.conversations.reserve_seqs(self.session_id, len(pending))
-                for offset, (content, suggestions) in enumerate(pending):
-                    stored.append(
-                        await uow.conversations.add_message(
-                            self._message(new_id("msg"), first + offset, content, suggestions)
-                        )
-                    )
+                stored = [
+                    self._message(new_id("msg"), first + offset, content, suggestions)
+                    for offset, (content, suggestions) in enumerate(pending)
+                ]
+                await uow.conversations.add_messages(stored)
             if save_state:
                 dialog, values = state if state else ("", None)
                 await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
