@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botserver.bus import Bus, session_channel
@@ -41,6 +41,8 @@ MAX_SEQ = 2**31 - 1
 # since the last piece went out, so tiny tokens do not each cost a frame.
 DELTA_CHARS = 64
 DELTA_SECONDS = 0.05
+# How many sessions' owner and bot are remembered (see `SessionFacts`).
+FACTS_KEPT = 10_000
 
 GroupLookup = Callable[[str], Awaitable[set[str]]]
 
@@ -60,6 +62,24 @@ def message_view(message: Message) -> dict[str, Any]:
 
 def session_ended_error() -> ApiError:
     return ApiError(ErrorCode.SESSION_ENDED, "This session has ended; create a new one.", 410)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What never changes about a session: who owns it and which bot it talks to.
+
+    Remembered per instance, so a message to a known session takes its seq
+    with one UPDATE instead of reading the row first; being immutable, the
+    facts cannot go stale when another instance serves the session.
+    """
+
+    id: str
+    user_id: str
+    bot_id: str
+
+    @classmethod
+    def of(cls, session: BotSession) -> SessionFacts:
+        return cls(session.id, session.user_id, session.bot_id)
 
 
 @dataclass
@@ -92,6 +112,15 @@ class ConversationService:
         self.metrics = metrics
         self.idle_minutes = idle_minutes
         self.group_names = group_names
+        self._facts: dict[str, SessionFacts] = {}
+
+    def _remember(self, session: BotSession) -> SessionFacts:
+        facts = self._facts.get(session.id)
+        if facts is None:
+            if len(self._facts) >= FACTS_KEPT:
+                del self._facts[next(iter(self._facts))]  # the oldest
+            facts = self._facts[session.id] = SessionFacts.of(session)
+        return facts
 
     # -- sessions -----------------------------------------------------------
 
@@ -123,8 +152,9 @@ class ConversationService:
                     expires_at=now + self._idle(bot.session_timeout_minutes),
                 )
             )
+        facts = self._remember(session)
         async with self.locks.hold(session.id):
-            await self._run_turn(session, None, None, _TurnOutbox(self, session.id))
+            await self._run_turn(facts, None, None, _TurnOutbox(self, session.id))
         return session
 
     def _idle(self, bot_minutes: float | None) -> timedelta:
@@ -141,6 +171,7 @@ class ConversationService:
         )
         if session is None or not allowed:
             raise ApiError.not_found("Session")
+        self._remember(session)
         return session
 
     async def current_session(self, principal: Principal) -> BotSession:
@@ -234,32 +265,48 @@ class ConversationService:
                 channel, {"type": "typing", "session_id": session_id, "sender": "bot"}
             )
             outbox = _TurnOutbox(self, session_id)
-            await self._run_turn(stored.session, stored.saved, content, outbox)
+            await self._run_turn(stored.facts, stored.saved, content, outbox)
         return PostResult(view, outbox.sent)
 
     async def _store_user_message(
         self, principal: Principal, session_id: str, content: str, client_id: str | None
     ) -> _Stored:
         now = self.clock.now()
+        facts = self._facts.get(session_id)
+        if facts is not None and facts.user_id != principal.user_id:
+            raise ApiError.not_found("Session")
         async with self.db.unit() as uow:
-            session = await uow.conversations.lock_session(session_id)
-            if session is None or session.user_id != principal.user_id:
-                raise ApiError.not_found("Session")
-            if client_id:
-                existing = await uow.conversations.message_by_client_id(session_id, client_id)
-                if existing is not None:
-                    return _Stored(session, existing, None, duplicate=True)
-            if session.status != ACTIVE:
-                raise session_ended_error()
-            expired = utc(session.expires_at) <= now
-            if expired:
-                session.status = EXPIRED
-                session.ended_at = now
-            else:
-                bot = await self.bots.get(session.bot_id)
-                expires = now + self._idle(bot.session_timeout_minutes if bot else None)
-                seq = await uow.conversations.reserve_seq_and_touch(session_id, now, expires)
-                message = await uow.conversations.add_message(
+            repo = uow.conversations
+            seq: int | None = None
+            if facts is not None:
+                # A session known here: one UPDATE locks it, takes the seq and moves
+                # the expiry, unless it has ended or expired.
+                if client_id:
+                    existing = await repo.message_by_client_id(session_id, client_id)
+                    if existing is not None:
+                        return _Stored(facts, existing, None, duplicate=True)
+                expires = await self._expiry(facts.bot_id, now)
+                seq = await repo.reserve_seq_if_live(session_id, now, expires)
+            if seq is None:
+                # Unknown here, ended or expired: read (and lock) the row to tell which.
+                session = await repo.lock_session(session_id)
+                if session is None or session.user_id != principal.user_id:
+                    raise ApiError.not_found("Session")
+                facts = self._remember(session)
+                if client_id:
+                    existing = await repo.message_by_client_id(session_id, client_id)
+                    if existing is not None:
+                        return _Stored(facts, existing, None, duplicate=True)
+                if session.status != ACTIVE:
+                    raise session_ended_error()
+                if utc(session.expires_at) <= now:
+                    session.status = EXPIRED
+                    session.ended_at = now
+                else:
+                    expires = await self._expiry(session.bot_id, now)
+                    seq = await repo.reserve_seq_and_touch(session_id, now, expires)
+            if seq is not None:
+                message = await repo.add_message(
                     Message(
                         id=new_id("msg"),
                         session_id=session_id,
@@ -271,18 +318,23 @@ class ConversationService:
                         created_at=now,
                     )
                 )
-                state = await uow.conversations.dialog_state(session_id)
-        if expired:
+                state = await repo.dialog_state(session_id)
+        if seq is None:
             await self.bus.publish(
                 session_channel(session_id),
                 {"type": "session_ended", "session_id": session_id, "reason": "expired"},
             )
             raise session_ended_error()
-        return _Stored(session, message, state)
+        assert facts is not None  # remembered, or read with the row, before a seq is taken
+        return _Stored(facts, message, state)
+
+    async def _expiry(self, bot_id: str, now: datetime) -> datetime:
+        bot = await self.bots.get(bot_id)
+        return now + self._idle(bot.session_timeout_minutes if bot else None)
 
     async def _run_turn(
         self,
-        session: BotSession,
+        session: SessionFacts,
         saved: DialogState | None,
         user_input: str | None,
         outbox: _TurnOutbox,
@@ -317,7 +369,7 @@ class ConversationService:
 
 @dataclass
 class _Stored:
-    session: BotSession
+    facts: SessionFacts
     message: Message
     saved: DialogState | None
     duplicate: bool = False
