@@ -11,6 +11,7 @@ order" means when two instances receive messages at the same moment).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ from botserver.services.locks import SessionLocks
 from botserver.services.principal import Principal
 from botserver.storage.db import Database
 from botserver.storage.models import BotSession, Message, new_id
+from botserver.storage.repos.conversations import ConversationRepo
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,10 @@ MAX_SEQ = 2**31 - 1
 # since the last piece went out, so tiny tokens do not each cost a frame.
 DELTA_CHARS = 64
 DELTA_SECONDS = 0.05
-# How many sessions' owner and bot are remembered (see `SessionFacts`).
+# How many sessions' owner and bot are remembered (see `SessionFacts`), and how
+# many dialog states (see `ConversationService._saved_state`).
 FACTS_KEPT = 10_000
+STATES_KEPT = 1_000
 
 GroupLookup = Callable[[str], Awaitable[set[str]]]
 
@@ -113,6 +117,7 @@ class ConversationService:
         self.idle_minutes = idle_minutes
         self.group_names = group_names
         self._facts: dict[str, SessionFacts] = {}
+        self._states: dict[str, tuple[int, DialogState | None]] = {}
 
     def _remember(self, session: BotSession) -> SessionFacts:
         facts = self._facts.get(session.id)
@@ -153,8 +158,9 @@ class ConversationService:
                 )
             )
         facts = self._remember(session)
+        outbox = _TurnOutbox(self, session.id, last_seq=session.last_seq)
         async with self.locks.hold(session.id):
-            await self._run_turn(facts, None, None, _TurnOutbox(self, session.id))
+            await self._run_turn(facts, None, None, outbox)
         return session
 
     def _idle(self, bot_minutes: float | None) -> timedelta:
@@ -264,7 +270,7 @@ class ConversationService:
             await self.bus.publish(
                 channel, {"type": "typing", "session_id": session_id, "sender": "bot"}
             )
-            outbox = _TurnOutbox(self, session_id)
+            outbox = _TurnOutbox(self, session_id, last_seq=view["seq"])
             await self._run_turn(stored.facts, stored.saved, content, outbox)
         return PostResult(view, outbox.sent)
 
@@ -318,7 +324,7 @@ class ConversationService:
                         created_at=now,
                     )
                 )
-                state = await repo.dialog_state(session_id)
+                state = await self._saved_state(repo, session_id, seq)
         if seq is None:
             await self.bus.publish(
                 session_channel(session_id),
@@ -327,6 +333,30 @@ class ConversationService:
             raise session_ended_error()
         assert facts is not None  # remembered, or read with the row, before a seq is taken
         return _Stored(facts, message, state)
+
+    async def _saved_state(
+        self, repo: ConversationRepo, session_id: str, seq: int
+    ) -> DialogState | None:
+        """The dialog state the user message with `seq` resumes.
+
+        The state a turn stored here is remembered with the session's last seq
+        at that moment. Every turn, on any instance, takes a seq for its user
+        message before it stores a state, so when the seq just taken follows
+        the remembered one directly, nobody has stored another state since and
+        the database need not be asked.
+        """
+        remembered = self._states.pop(session_id, None)
+        if remembered is not None and remembered[0] == seq - 1:
+            return remembered[1]
+        return await repo.dialog_state(session_id)
+
+    def _stored_state(self, session_id: str, last_seq: int, state: DialogState | None) -> None:
+        """Remember the state a turn just committed (see `_saved_state`)."""
+        if len(self._states) >= STATES_KEPT:
+            del self._states[next(iter(self._states))]  # the oldest
+        # Through JSON, like the copy in the database, so that a resumed turn
+        # sees the same values whether they came from memory or from storage.
+        self._states[session_id] = (last_seq, json.loads(json.dumps(state)))
 
     async def _expiry(self, bot_id: str, now: datetime) -> datetime:
         bot = await self.bots.get(bot_id)
@@ -390,9 +420,10 @@ class _TurnOutbox:
     leaves no gap: the unfinished message is simply never completed.
     """
 
-    def __init__(self, service: ConversationService, session_id: str) -> None:
+    def __init__(self, service: ConversationService, session_id: str, *, last_seq: int) -> None:
         self.service = service
         self.session_id = session_id
+        self.last_seq = last_seq  # the newest seq stored, as this turn holds the lock
         self.pending: list[tuple[str, list[str]]] = []
         self.sent: list[dict[str, Any]] = []
 
@@ -417,6 +448,10 @@ class _TurnOutbox:
             if save_state:
                 dialog, values = state if state else ("", None)
                 await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
+        if stored:
+            self.last_seq = stored[-1].seq
+        if save_state:
+            service._stored_state(self.session_id, self.last_seq, state)
         for message in stored:
             await self._publish(message)
 
@@ -489,6 +524,7 @@ class _TurnOutbox:
             )
         if seq != announced:  # pragma: no cover - only if the session lock was not held
             logger.warning("Streamed message %s was announced as seq %s.", message_id, announced)
+        self.last_seq = seq
         await self._publish(message)
 
     def _message(self, message_id: str, seq: int, content: str, suggestions: list[str]) -> Message:
