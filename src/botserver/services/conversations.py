@@ -341,9 +341,10 @@ class ConversationService:
 
         The state a turn stored here is remembered with the session's last seq
         at that moment. Every turn, on any instance, takes a seq for its user
-        message before it stores a state, so when the seq just taken follows
-        the remembered one directly, nobody has stored another state since and
-        the database need not be asked.
+        message before it stores a state (only a new session's greeting does
+        not, and it comes first), so when the seq just taken follows the
+        remembered one directly, nobody has stored another state since and the
+        database need not be asked.
         """
         remembered = self._states.pop(session_id, None)
         if remembered is not None and remembered[0] == seq - 1:
@@ -450,10 +451,10 @@ class _TurnOutbox:
                 await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
         if stored:
             self.last_seq = stored[-1].seq
-        if save_state:
-            service._stored_state(self.session_id, self.last_seq, state)
         for message in stored:
             await self._publish(message)
+        if save_state:
+            service._stored_state(self.session_id, self.last_seq, state)
 
     async def stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
         # What the bot said before must reach the user before the wait for the model.
