@@ -33,6 +33,24 @@ def wait_for_port(port: int, timeout: float = 90.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+def cpu_seconds(pids: Sequence[int]) -> float | None:
+    """User plus system CPU time the processes have used so far; None without /proc.
+
+    On a shared machine throughput moves with whatever else runs, while the
+    CPU a server spends per round trip hardly does, so that is what to compare.
+    """
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+        fields = stat.rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def botserver_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -87,6 +105,7 @@ class Result:
     round_trips: int
     seconds: float
     latencies: list[float]
+    server_cpu_seconds: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -97,10 +116,14 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     def line(self) -> str:
-        return (
+        line = (
             f"{self.name:<28} {self.per_second:>9.0f} round trips/s   "
             f"p50 {self.percentile(0.5):>7.2f} ms   p99 {self.percentile(0.99):>7.2f} ms"
         )
+        if self.server_cpu_seconds is not None:
+            cpu = self.server_cpu_seconds * 1000 / self.round_trips
+            line += f"   server CPU {cpu:>5.2f} ms/round trip"
+        return line
 
 
 def summarise(results: list[Result], baseline: Result) -> None:
@@ -114,6 +137,17 @@ def summarise(results: list[Result], baseline: Result) -> None:
             f"ratio {result.name} / {baseline.name}: {ratio:.3f} "
             f"(p50 latency x{result.percentile(0.5) / baseline.percentile(0.5):.1f})"
         )
+
+
+async def measure_clients(
+    coroutines: list, server_pids: Sequence[int]
+) -> tuple[float, float | None]:
+    """Wall seconds the clients took, and the CPU seconds the servers spent meanwhile."""
+    before = cpu_seconds(server_pids)
+    seconds = await gather_clients(coroutines)
+    after = cpu_seconds(server_pids)
+    spent = after - before if before is not None and after is not None else None
+    return seconds, spent
 
 
 async def gather_clients(coroutines: list) -> float:

@@ -36,7 +36,7 @@ import httpx
 from tests.support.services import PostgresServer, RedisServer
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import Result, botserver, botserver_env, free_port, gather_clients, start_server
+from bench.common import Result, botserver, botserver_env, free_port, measure_clients, start_server
 
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "20"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "50"))
@@ -140,8 +140,8 @@ async def run(name: str, server_url: str, redis_url: str, instances: int, cross:
                 )
                 for n, session_id in enumerate(sessions)
             ]
-            seconds = await gather_clients(clients)
-            return Result(name, SESSIONS * MESSAGES, seconds, latencies)
+            seconds, cpu = await measure_clients(clients, [p.pid for p in processes])
+            return Result(name, SESSIONS * MESSAGES, seconds, latencies, cpu)
         finally:
             for process in processes:
                 process.terminate()

@@ -30,7 +30,7 @@ from bench.common import (
     botserver,
     botserver_env,
     free_port,
-    gather_clients,
+    measure_clients,
     start_server,
     summarise,
     wait_for_port,
@@ -83,10 +83,11 @@ async def run_echo() -> Result:
             json.dumps({"type": "message", "session_id": "s", "content": f"m{n}"})
             for n in range(MESSAGES)
         ]
-        seconds = await gather_clients(
-            [drive(f"ws://127.0.0.1:{port}", {}, frames, latencies, None) for _ in range(SESSIONS)]
+        seconds, cpu = await measure_clients(
+            [drive(f"ws://127.0.0.1:{port}", {}, frames, latencies, None) for _ in range(SESSIONS)],
+            [process.pid],
         )
-        return Result("websockets echo (baseline)", SESSIONS * MESSAGES, seconds, latencies)
+        return Result("websockets echo (baseline)", SESSIONS * MESSAGES, seconds, latencies, cpu)
     finally:
         process.terminate()
         process.wait()
@@ -126,8 +127,8 @@ async def run_botserver(name: str, database_url: str | None = None) -> Result:
                 )
                 for sid in sessions
             ]
-            seconds = await gather_clients(clients)
-            return Result(name, SESSIONS * MESSAGES, seconds, latencies)
+            seconds, cpu = await measure_clients(clients, [process.pid])
+            return Result(name, SESSIONS * MESSAGES, seconds, latencies, cpu)
         finally:
             process.terminate()
             process.wait()

@@ -143,6 +143,18 @@ async def test_a_session_hammered_through_both_instances_stays_in_order(
         await watcher.expect_silence(0.3)
 
 
+async def test_a_dialog_resumes_where_the_other_instance_left_it(deployment: Deployment) -> None:
+    # Each instance remembers the dialog states it stored; after a turn on the
+    # other instance, the one it remembers for the session is out of date.
+    a, b, headers = deployment.a, deployment.b, deployment.headers
+    session_id = await open_session(a.url, headers, bot="survey")
+
+    asked = await post(b.url, headers, session_id, "Ann")
+    assert [r["content"] for r in asked["replies"]] == ["How old are you, Ann?"]
+    answered = await post(a.url, headers, session_id, "30")
+    assert [r["content"] for r in answered["replies"]] == ["Ann is 30 years old."]
+
+
 async def test_killing_an_instance_mid_conversation_loses_nothing(deployment: Deployment) -> None:
     headers = deployment.headers
     (doomed,) = await start_instances(deployment.env, deployment.logs, 1)

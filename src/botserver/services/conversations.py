@@ -11,11 +11,12 @@ order" means when two instances receive messages at the same moment).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botserver.bus import Bus, session_channel
@@ -28,6 +29,7 @@ from botserver.services.locks import SessionLocks
 from botserver.services.principal import Principal
 from botserver.storage.db import Database
 from botserver.storage.models import BotSession, Message, new_id
+from botserver.storage.repos.conversations import ConversationRepo
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ MAX_SEQ = 2**31 - 1
 # since the last piece went out, so tiny tokens do not each cost a frame.
 DELTA_CHARS = 64
 DELTA_SECONDS = 0.05
+# How many sessions' owner and bot are remembered (see `SessionFacts`), and how
+# many dialog states (see `ConversationService._saved_state`).
+FACTS_KEPT = 10_000
+STATES_KEPT = 1_000
 
 GroupLookup = Callable[[str], Awaitable[set[str]]]
 
@@ -60,6 +66,24 @@ def message_view(message: Message) -> dict[str, Any]:
 
 def session_ended_error() -> ApiError:
     return ApiError(ErrorCode.SESSION_ENDED, "This session has ended; create a new one.", 410)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What never changes about a session: who owns it and which bot it talks to.
+
+    Remembered per instance, so a message to a known session takes its seq
+    with one UPDATE instead of reading the row first; being immutable, the
+    facts cannot go stale when another instance serves the session.
+    """
+
+    id: str
+    user_id: str
+    bot_id: str
+
+    @classmethod
+    def of(cls, session: BotSession) -> SessionFacts:
+        return cls(session.id, session.user_id, session.bot_id)
 
 
 @dataclass
@@ -92,6 +116,16 @@ class ConversationService:
         self.metrics = metrics
         self.idle_minutes = idle_minutes
         self.group_names = group_names
+        self._facts: dict[str, SessionFacts] = {}
+        self._states: dict[str, tuple[int, DialogState | None]] = {}
+
+    def _remember(self, session: BotSession) -> SessionFacts:
+        facts = self._facts.get(session.id)
+        if facts is None:
+            if len(self._facts) >= FACTS_KEPT:
+                del self._facts[next(iter(self._facts))]  # the oldest
+            facts = self._facts[session.id] = SessionFacts.of(session)
+        return facts
 
     # -- sessions -----------------------------------------------------------
 
@@ -123,8 +157,10 @@ class ConversationService:
                     expires_at=now + self._idle(bot.session_timeout_minutes),
                 )
             )
+        facts = self._remember(session)
+        outbox = _TurnOutbox(self, session.id, last_seq=session.last_seq)
         async with self.locks.hold(session.id):
-            await self._run_turn(session, None, None, _TurnOutbox(self, session.id))
+            await self._run_turn(facts, None, None, outbox)
         return session
 
     def _idle(self, bot_minutes: float | None) -> timedelta:
@@ -141,6 +177,7 @@ class ConversationService:
         )
         if session is None or not allowed:
             raise ApiError.not_found("Session")
+        self._remember(session)
         return session
 
     async def current_session(self, principal: Principal) -> BotSession:
@@ -233,33 +270,49 @@ class ConversationService:
             await self.bus.publish(
                 channel, {"type": "typing", "session_id": session_id, "sender": "bot"}
             )
-            outbox = _TurnOutbox(self, session_id)
-            await self._run_turn(stored.session, stored.saved, content, outbox)
+            outbox = _TurnOutbox(self, session_id, last_seq=view["seq"])
+            await self._run_turn(stored.facts, stored.saved, content, outbox)
         return PostResult(view, outbox.sent)
 
     async def _store_user_message(
         self, principal: Principal, session_id: str, content: str, client_id: str | None
     ) -> _Stored:
         now = self.clock.now()
+        facts = self._facts.get(session_id)
+        if facts is not None and facts.user_id != principal.user_id:
+            raise ApiError.not_found("Session")
         async with self.db.unit() as uow:
-            session = await uow.conversations.lock_session(session_id)
-            if session is None or session.user_id != principal.user_id:
-                raise ApiError.not_found("Session")
-            if client_id:
-                existing = await uow.conversations.message_by_client_id(session_id, client_id)
-                if existing is not None:
-                    return _Stored(session, existing, None, duplicate=True)
-            if session.status != ACTIVE:
-                raise session_ended_error()
-            expired = utc(session.expires_at) <= now
-            if expired:
-                session.status = EXPIRED
-                session.ended_at = now
-            else:
-                bot = await self.bots.get(session.bot_id)
-                expires = now + self._idle(bot.session_timeout_minutes if bot else None)
-                seq = await uow.conversations.reserve_seq_and_touch(session_id, now, expires)
-                message = await uow.conversations.add_message(
+            repo = uow.conversations
+            seq: int | None = None
+            if facts is not None:
+                # A session known here: one UPDATE locks it, takes the seq and moves
+                # the expiry, unless it has ended or expired.
+                if client_id:
+                    existing = await repo.message_by_client_id(session_id, client_id)
+                    if existing is not None:
+                        return _Stored(facts, existing, None, duplicate=True)
+                expires = await self._expiry(facts.bot_id, now)
+                seq = await repo.reserve_seq_if_live(session_id, now, expires)
+            if seq is None:
+                # Unknown here, ended or expired: read (and lock) the row to tell which.
+                session = await repo.lock_session(session_id)
+                if session is None or session.user_id != principal.user_id:
+                    raise ApiError.not_found("Session")
+                facts = self._remember(session)
+                if client_id:
+                    existing = await repo.message_by_client_id(session_id, client_id)
+                    if existing is not None:
+                        return _Stored(facts, existing, None, duplicate=True)
+                if session.status != ACTIVE:
+                    raise session_ended_error()
+                if utc(session.expires_at) <= now:
+                    session.status = EXPIRED
+                    session.ended_at = now
+                else:
+                    expires = await self._expiry(session.bot_id, now)
+                    seq = await repo.reserve_seq_and_touch(session_id, now, expires)
+            if seq is not None:
+                message = await repo.add_message(
                     Message(
                         id=new_id("msg"),
                         session_id=session_id,
@@ -271,18 +324,48 @@ class ConversationService:
                         created_at=now,
                     )
                 )
-                state = await uow.conversations.dialog_state(session_id)
-        if expired:
+                state = await self._saved_state(repo, session_id, seq)
+        if seq is None:
             await self.bus.publish(
                 session_channel(session_id),
                 {"type": "session_ended", "session_id": session_id, "reason": "expired"},
             )
             raise session_ended_error()
-        return _Stored(session, message, state)
+        assert facts is not None  # remembered, or read with the row, before a seq is taken
+        return _Stored(facts, message, state)
+
+    async def _saved_state(
+        self, repo: ConversationRepo, session_id: str, seq: int
+    ) -> DialogState | None:
+        """The dialog state the user message with `seq` resumes.
+
+        The state a turn stored here is remembered with the session's last seq
+        at that moment. Every turn, on any instance, takes a seq for its user
+        message before it stores a state (only a new session's greeting does
+        not, and it comes first), so when the seq just taken follows the
+        remembered one directly, nobody has stored another state since and the
+        database need not be asked.
+        """
+        remembered = self._states.pop(session_id, None)
+        if remembered is not None and remembered[0] == seq - 1:
+            return remembered[1]
+        return await repo.dialog_state(session_id)
+
+    def _stored_state(self, session_id: str, last_seq: int, state: DialogState | None) -> None:
+        """Remember the state a turn just committed (see `_saved_state`)."""
+        if len(self._states) >= STATES_KEPT:
+            del self._states[next(iter(self._states))]  # the oldest
+        # Through JSON, like the copy in the database, so that a resumed turn
+        # sees the same values whether they came from memory or from storage.
+        self._states[session_id] = (last_seq, json.loads(json.dumps(state)))
+
+    async def _expiry(self, bot_id: str, now: datetime) -> datetime:
+        bot = await self.bots.get(bot_id)
+        return now + self._idle(bot.session_timeout_minutes if bot else None)
 
     async def _run_turn(
         self,
-        session: BotSession,
+        session: SessionFacts,
         saved: DialogState | None,
         user_input: str | None,
         outbox: _TurnOutbox,
@@ -317,7 +400,7 @@ class ConversationService:
 
 @dataclass
 class _Stored:
-    session: BotSession
+    facts: SessionFacts
     message: Message
     saved: DialogState | None
     duplicate: bool = False
@@ -338,9 +421,10 @@ class _TurnOutbox:
     leaves no gap: the unfinished message is simply never completed.
     """
 
-    def __init__(self, service: ConversationService, session_id: str) -> None:
+    def __init__(self, service: ConversationService, session_id: str, *, last_seq: int) -> None:
         self.service = service
         self.session_id = session_id
+        self.last_seq = last_seq  # the newest seq stored, as this turn holds the lock
         self.pending: list[tuple[str, list[str]]] = []
         self.sent: list[dict[str, Any]] = []
 
@@ -357,17 +441,20 @@ class _TurnOutbox:
             stored: list[Message] = []
             if pending:
                 first = await uow.conversations.reserve_seqs(self.session_id, len(pending))
-                for offset, (content, suggestions) in enumerate(pending):
-                    stored.append(
-                        await uow.conversations.add_message(
-                            self._message(new_id("msg"), first + offset, content, suggestions)
-                        )
-                    )
+                stored = [
+                    self._message(new_id("msg"), first + offset, content, suggestions)
+                    for offset, (content, suggestions) in enumerate(pending)
+                ]
+                await uow.conversations.add_messages(stored)
             if save_state:
                 dialog, values = state if state else ("", None)
                 await uow.conversations.save_dialog_state(self.session_id, dialog, values, now)
+        if stored:
+            self.last_seq = stored[-1].seq
         for message in stored:
             await self._publish(message)
+        if save_state:
+            service._stored_state(self.session_id, self.last_seq, state)
 
     async def stream(self, chunks: AsyncIterator[str], suggestions: list[str]) -> str:
         # What the bot said before must reach the user before the wait for the model.
@@ -438,6 +525,7 @@ class _TurnOutbox:
             )
         if seq != announced:  # pragma: no cover - only if the session lock was not held
             logger.warning("Streamed message %s was announced as seq %s.", message_id, announced)
+        self.last_seq = seq
         await self._publish(message)
 
     def _message(self, message_id: str, seq: int, content: str, suggestions: list[str]) -> Message:

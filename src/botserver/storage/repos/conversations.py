@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botserver.storage.models import BotSession, DialogState, Message
@@ -14,6 +14,52 @@ from botserver.storage.models import BotSession, DialogState, Message
 SESSIONS = cast(Table, BotSession.__table__)
 MESSAGES = cast(Table, Message.__table__)
 STATES = cast(Table, DialogState.__table__)
+
+# Every message runs the statements below, so they are built once, with bound
+# parameters: building a statement and its cache key costs more CPU than
+# SQLite takes to run it.
+_RESERVE_SEQS = (
+    update(SESSIONS)
+    .where(SESSIONS.c.id == bindparam("session_id"))
+    .values(last_seq=SESSIONS.c.last_seq + bindparam("count", type_=SESSIONS.c.last_seq.type))
+    .returning(SESSIONS.c.last_seq)
+)
+_TOUCH_VALUES = {
+    "last_seq": SESSIONS.c.last_seq + 1,
+    "last_activity_at": bindparam("now", type_=SESSIONS.c.last_activity_at.type),
+    "expires_at": bindparam("expires", type_=SESSIONS.c.expires_at.type),
+}
+_RESERVE_SEQ_AND_TOUCH = (
+    update(SESSIONS)
+    .where(SESSIONS.c.id == bindparam("session_id"))
+    .values(_TOUCH_VALUES)
+    .returning(SESSIONS.c.last_seq)
+)
+_RESERVE_SEQ_IF_LIVE = (
+    update(SESSIONS)
+    .where(
+        SESSIONS.c.id == bindparam("session_id"),
+        SESSIONS.c.status == "active",
+        SESSIONS.c.expires_at > bindparam("now"),
+    )
+    .values(_TOUCH_VALUES)
+    .returning(SESSIONS.c.last_seq)
+)
+_INSERT_MESSAGE = insert(MESSAGES)
+_SELECT_STATE = select(STATES.c.dialog, STATES.c.state).where(
+    STATES.c.session_id == bindparam("session_id")
+)
+_UPDATE_STATE = (
+    update(STATES)
+    .where(STATES.c.session_id == bindparam("of_session"))
+    .values(
+        dialog=bindparam("new_dialog", type_=STATES.c.dialog.type),
+        state=bindparam("new_state", type_=STATES.c.state.type),
+        updated_at=bindparam("now", type_=STATES.c.updated_at.type),
+    )
+)
+_INSERT_STATE = insert(STATES)
+_DELETE_STATE = delete(STATES).where(STATES.c.session_id == bindparam("session_id"))
 
 
 class ConversationRepo:
@@ -67,12 +113,8 @@ class ConversationRepo:
         so concurrent writers (on any instance) can never get the same number,
         and a rolled-back transaction gives its numbers back: no gaps.
         """
-        table = SESSIONS
         result = await self.session.execute(
-            update(table)
-            .where(table.c.id == session_id)
-            .values(last_seq=table.c.last_seq + count)
-            .returning(table.c.last_seq)
+            _RESERVE_SEQS, {"session_id": session_id, "count": count}
         )
         return int(result.scalar_one()) - count + 1
 
@@ -86,30 +128,48 @@ class ConversationRepo:
         self, session_id: str, now: datetime, expires_at: datetime
     ) -> int:
         """Reserve the next seq and record activity, in one statement."""
-        table = SESSIONS
         result = await self.session.execute(
-            update(table)
-            .where(table.c.id == session_id)
-            .values(last_seq=table.c.last_seq + 1, last_activity_at=now, expires_at=expires_at)
-            .returning(table.c.last_seq)
+            _RESERVE_SEQ_AND_TOUCH, {"session_id": session_id, "now": now, "expires": expires_at}
         )
         return int(result.scalar_one())
 
+    async def reserve_seq_if_live(
+        self, session_id: str, now: datetime, expires_at: datetime
+    ) -> int | None:
+        """Like `reserve_seq_and_touch`, for an active, unexpired session only; else None.
+
+        The UPDATE takes the row lock (PostgreSQL) that `lock_session` would, so
+        a live session needs no SELECT before it.
+        """
+        result = await self.session.execute(
+            _RESERVE_SEQ_IF_LIVE, {"session_id": session_id, "now": now, "expires": expires_at}
+        )
+        seq = result.scalar_one_or_none()
+        return None if seq is None else int(seq)
+
     async def add_message(self, message: Message) -> Message:
         """Insert a message (a plain INSERT: messages are never updated)."""
-        await self.session.execute(
-            insert(MESSAGES).values(
-                id=message.id,
-                session_id=message.session_id,
-                seq=message.seq,
-                sender=message.sender,
-                content=message.content,
-                suggestions=message.suggestions,
-                client_id=message.client_id,
-                created_at=message.created_at,
-            )
-        )
+        await self.add_messages([message])
         return message
+
+    async def add_messages(self, messages: list[Message]) -> None:
+        """Insert messages in one round trip to the database."""
+        await self.session.execute(
+            _INSERT_MESSAGE,
+            [
+                {
+                    "id": message.id,
+                    "session_id": message.session_id,
+                    "seq": message.seq,
+                    "sender": message.sender,
+                    "content": message.content,
+                    "suggestions": message.suggestions,
+                    "client_id": message.client_id,
+                    "created_at": message.created_at,
+                }
+                for message in messages
+            ],
+        )
 
     async def message_by_client_id(self, session_id: str, client_id: str) -> Message | None:
         result = await self.session.execute(
@@ -138,10 +198,7 @@ class ConversationRepo:
 
     async def dialog_state(self, session_id: str) -> tuple[str, dict[str, Any]] | None:
         """The dialog a session waits in and the interpreter's state, if it waits."""
-        table = STATES
-        result = await self.session.execute(
-            select(table.c.dialog, table.c.state).where(table.c.session_id == session_id)
-        )
+        result = await self.session.execute(_SELECT_STATE, {"session_id": session_id})
         row = result.first()
         return (row.dialog, row.state) if row else None
 
@@ -149,18 +206,15 @@ class ConversationRepo:
         self, session_id: str, dialog: str, state: dict[str, Any] | None, now: datetime
     ) -> None:
         """Store where the dialog waits, or forget it when the dialog ended (`state` None)."""
-        table = STATES
         if state is None:
-            await self.session.execute(delete(table).where(table.c.session_id == session_id))
+            await self.session.execute(_DELETE_STATE, {"session_id": session_id})
             return
         result = await self.session.execute(
-            update(table)
-            .where(table.c.session_id == session_id)
-            .values(dialog=dialog, state=state, updated_at=now)
+            _UPDATE_STATE,
+            {"of_session": session_id, "new_dialog": dialog, "new_state": state, "now": now},
         )
         if not getattr(result, "rowcount", 0):
             await self.session.execute(
-                insert(table).values(
-                    session_id=session_id, dialog=dialog, state=state, updated_at=now
-                )
+                _INSERT_STATE,
+                {"session_id": session_id, "dialog": dialog, "state": state, "updated_at": now},
             )
