@@ -8,8 +8,6 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import process from 'node:process';
 
-import Provider from 'oidc-provider';
-
 const ZITADEL_ROLES = 'urn:zitadel:iam:org:project:roles';
 
 function env(name, fallback) {
@@ -204,6 +202,9 @@ const configuration = {
   },
 };
 
+// Imported only now, after the signing key exists: with oidc-provider loaded first, node 20
+// now and then stalls for good inside generateKeyPairSync/export at start-up.
+const { default: Provider } = await import('oidc-provider');
 const provider = new Provider(ISSUER, configuration);
 provider.on('server_error', (_ctx, err) => {
   process.stderr.write(`idp server_error: ${err?.stack ?? err}\n`);
