@@ -48,7 +48,7 @@ from starlette.websockets import WebSocketState
 
 from botserver.api.deps import SESSION_COOKIE, allowed_origins
 from botserver.api.fields import fields_with_nul, nul_field
-from botserver.bus import Event, Subscription, login_channel, session_channel
+from botserver.bus import Event, Handler, Subscription, login_channel, session_channel
 from botserver.errors import ApiError, ErrorCode, envelope
 from botserver.logs import request_id_var
 from botserver.services.container import Services
@@ -147,11 +147,7 @@ class Connection:
     async def follow_login(self) -> None:
         """Listen for the revocation of this socket's login session, on any instance."""
         channel = login_channel(self.principal_or_fail().login_session_id)
-        subscription = self.services.bus.subscribe(channel, self.on_login_event)
-        self.login_subscription = subscription
-        ready = getattr(subscription, "ready", None)
-        if ready is not None:
-            await ready()
+        self.login_subscription = await self.subscribe(channel, self.on_login_event)
         # A revocation published between sign-in and the subscription reached no one.
         await self.reauthenticate()
 
@@ -253,12 +249,17 @@ class Connection:
         if session_id in self.subscriptions:
             return
         await self.services.conversations.owned_session(self.principal_or_fail(), session_id)
-        subscription = self.services.bus.subscribe(session_channel(session_id), self.on_event)
-        self.subscriptions[session_id] = subscription
+        self.subscriptions[session_id] = await self.subscribe(
+            session_channel(session_id), self.on_event
+        )
+
+    async def subscribe(self, channel: str, handler: Handler) -> Subscription:
+        subscription = self.services.bus.subscribe(channel, handler)
         # With Redis, wait until events from other instances are sure to arrive.
         ready = getattr(subscription, "ready", None)
         if ready is not None:
             await ready()
+        return subscription
 
     def close_subscriptions(self) -> None:
         for subscription in self.subscriptions.values():

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from botserver.bus import Bus, session_channel
 from botserver.clock import Clock, isoformat, utc
@@ -47,6 +47,8 @@ DELTA_SECONDS = 0.05
 # many dialog states (see `ConversationService._saved_state`).
 FACTS_KEPT = 10_000
 STATES_KEPT = 1_000
+
+Kept = TypeVar("Kept")
 
 GroupLookup = Callable[[str], Awaitable[set[str]]]
 
@@ -122,9 +124,7 @@ class ConversationService:
     def _remember(self, session: BotSession) -> SessionFacts:
         facts = self._facts.get(session.id)
         if facts is None:
-            if len(self._facts) >= FACTS_KEPT:
-                del self._facts[next(iter(self._facts))]  # the oldest
-            facts = self._facts[session.id] = SessionFacts.of(session)
+            facts = _keep(self._facts, session.id, SessionFacts.of(session), FACTS_KEPT)
         return facts
 
     # -- sessions -----------------------------------------------------------
@@ -283,35 +283,30 @@ class ConversationService:
             raise ApiError.not_found("Session")
         async with self.db.unit() as uow:
             repo = uow.conversations
-            seq: int | None = None
-            if facts is not None:
-                # A session known here: one UPDATE locks it, takes the seq and moves
-                # the expiry, unless it has ended or expired.
-                if client_id:
-                    existing = await repo.message_by_client_id(session_id, client_id)
-                    if existing is not None:
-                        return _Stored(facts, existing, None, duplicate=True)
-                expires = await self._expiry(facts.bot_id, now)
-                seq = await repo.reserve_seq_if_live(session_id, now, expires)
-            if seq is None:
-                # Unknown here, ended or expired: read (and lock) the row to tell which.
+            if facts is None:
+                # Unknown here: read (and lock) the row once to learn whose it is.
                 session = await repo.lock_session(session_id)
                 if session is None or session.user_id != principal.user_id:
                     raise ApiError.not_found("Session")
                 facts = self._remember(session)
-                if client_id:
-                    existing = await repo.message_by_client_id(session_id, client_id)
-                    if existing is not None:
-                        return _Stored(facts, existing, None, duplicate=True)
+            if client_id:
+                existing = await repo.message_by_client_id(session_id, client_id)
+                if existing is not None:
+                    return _Stored(facts, existing, None, duplicate=True)
+            # One UPDATE locks the row, takes the seq and moves the expiry, unless
+            # the session has ended or expired.
+            expires = await self._expiry(facts.bot_id, now)
+            seq = await repo.reserve_seq_if_live(session_id, now, expires)
+            if seq is None:
+                # Rare: read the row to tell an ended session from an expired one.
+                session = await repo.lock_session(session_id)
+                if session is None:
+                    raise ApiError.not_found("Session")
                 if session.status != ACTIVE:
                     raise session_ended_error()
-                if utc(session.expires_at) <= now:
-                    session.status = EXPIRED
-                    session.ended_at = now
-                else:
-                    expires = await self._expiry(session.bot_id, now)
-                    seq = await repo.reserve_seq_and_touch(session_id, now, expires)
-            if seq is not None:
+                session.status = EXPIRED
+                session.ended_at = now
+            else:
                 message = await repo.add_message(
                     Message(
                         id=new_id("msg"),
@@ -331,7 +326,6 @@ class ConversationService:
                 {"type": "session_ended", "session_id": session_id, "reason": "expired"},
             )
             raise session_ended_error()
-        assert facts is not None  # remembered, or read with the row, before a seq is taken
         return _Stored(facts, message, state)
 
     async def _saved_state(
@@ -353,11 +347,9 @@ class ConversationService:
 
     def _stored_state(self, session_id: str, last_seq: int, state: DialogState | None) -> None:
         """Remember the state a turn just committed (see `_saved_state`)."""
-        if len(self._states) >= STATES_KEPT:
-            del self._states[next(iter(self._states))]  # the oldest
         # Through JSON, like the copy in the database, so that a resumed turn
         # sees the same values whether they came from memory or from storage.
-        self._states[session_id] = (last_seq, json.loads(json.dumps(state)))
+        _keep(self._states, session_id, (last_seq, json.loads(json.dumps(state))), STATES_KEPT)
 
     async def _expiry(self, bot_id: str, now: datetime) -> datetime:
         bot = await self.bots.get(bot_id)
@@ -396,6 +388,14 @@ class ConversationService:
             session_channel(session.id),
             {"type": "typing", "session_id": session.id, "sender": "user", "origin": origin},
         )
+
+
+def _keep(memory: dict[str, Kept], key: str, value: Kept, limit: int) -> Kept:
+    """Remember `value` under `key`, forgetting the oldest entry once `limit` are kept."""
+    if key not in memory and len(memory) >= limit:
+        del memory[next(iter(memory))]
+    memory[key] = value
+    return value
 
 
 @dataclass

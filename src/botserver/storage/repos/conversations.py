@@ -24,17 +24,6 @@ _RESERVE_SEQS = (
     .values(last_seq=SESSIONS.c.last_seq + bindparam("count", type_=SESSIONS.c.last_seq.type))
     .returning(SESSIONS.c.last_seq)
 )
-_TOUCH_VALUES = {
-    "last_seq": SESSIONS.c.last_seq + 1,
-    "last_activity_at": bindparam("now", type_=SESSIONS.c.last_activity_at.type),
-    "expires_at": bindparam("expires", type_=SESSIONS.c.expires_at.type),
-}
-_RESERVE_SEQ_AND_TOUCH = (
-    update(SESSIONS)
-    .where(SESSIONS.c.id == bindparam("session_id"))
-    .values(_TOUCH_VALUES)
-    .returning(SESSIONS.c.last_seq)
-)
 _RESERVE_SEQ_IF_LIVE = (
     update(SESSIONS)
     .where(
@@ -42,7 +31,11 @@ _RESERVE_SEQ_IF_LIVE = (
         SESSIONS.c.status == "active",
         SESSIONS.c.expires_at > bindparam("now"),
     )
-    .values(_TOUCH_VALUES)
+    .values(
+        last_seq=SESSIONS.c.last_seq + 1,
+        last_activity_at=bindparam("now", type_=SESSIONS.c.last_activity_at.type),
+        expires_at=bindparam("expires", type_=SESSIONS.c.expires_at.type),
+    )
     .returning(SESSIONS.c.last_seq)
 )
 _INSERT_MESSAGE = insert(MESSAGES)
@@ -124,19 +117,11 @@ class ConversationRepo:
         )
         return int(result.scalar_one())
 
-    async def reserve_seq_and_touch(
-        self, session_id: str, now: datetime, expires_at: datetime
-    ) -> int:
-        """Reserve the next seq and record activity, in one statement."""
-        result = await self.session.execute(
-            _RESERVE_SEQ_AND_TOUCH, {"session_id": session_id, "now": now, "expires": expires_at}
-        )
-        return int(result.scalar_one())
-
     async def reserve_seq_if_live(
         self, session_id: str, now: datetime, expires_at: datetime
     ) -> int | None:
-        """Like `reserve_seq_and_touch`, for an active, unexpired session only; else None.
+        """Reserve the next seq and record activity, in one statement, for an active,
+        unexpired session only; None otherwise.
 
         The UPDATE takes the row lock (PostgreSQL) that `lock_session` would, so
         a live session needs no SELECT before it.
